@@ -1,0 +1,107 @@
+"""Command line: each subcommand parses its flags and calls one library function, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Callable, Sequence
+
+
+def _add_analyze(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="image files and folders (walked recursively)")
+    parser.add_argument("--out", default="out/analyze", help="output folder (default: out/analyze)")
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--batch-size", type=int, default=16, help="faces per forward pass (default 16)")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding inputs (default 0: in process)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--no-cam", action="store_true", help="skip Grad-CAM++ (faster; attention maps only)")
+    parser.add_argument("--save-maps", choices=("none", "panel", "all"), default="panel", help="rendered files: none, a panel per input (default), or also per-face map PNGs")
+    parser.add_argument("--threshold", type=float, default=None, help="P(fake) threshold for label=fake (default: the checkpoint's)")
+    parser.add_argument("--no-face-detect", action="store_true", help="score the whole image instead of detected faces")
+    parser.add_argument("--fail-on-no-face", action="store_true", help="exit 1 when an input has no face")
+    parser.add_argument("--max-pixels", type=int, default=None, help="largest image decoded, in pixels (default 64 million)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    from .analysis import analyze
+    from .data.media import DEFAULT_MAX_PIXELS
+
+    summary = analyze(
+        args.inputs, args.out, model=args.model, command=_command_line(),
+        batch_size=args.batch_size, workers=args.workers, device=args.device, cam=not args.no_cam,
+        save_maps=args.save_maps, threshold=args.threshold, face_detect=not args.no_face_detect,
+        fail_on_no_face=args.fail_on_no_face, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        progress=False if args.quiet else None,
+    )
+    if not args.quiet:
+        _print_table(summary)
+    return summary.exit_code
+
+
+def _add_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.out, model=args.model, device=args.device)
+    _print_table(summary)
+    print(f"\nHTML report: {summary.report.resolve()}")
+    return summary.exit_code
+
+
+def _print_table(summary) -> None:  # noqa: ANN001 - RunSummary, imported lazily
+    if summary.untrained:
+        print("WARNING: UNTRAINED placeholder model - every score is meaningless.")
+    width = max([len(row.path) for row in summary.rows[:50]] + [4])
+    print(f"{'path':<{width}}  {'status':<7}  {'P(fake)':>7}  label")
+    for row in summary.rows[:50]:
+        prob = "" if row.prob_fake is None else f"{row.prob_fake:.3f}"
+        print(f"{row.path:<{width}}  {row.status:<7}  {prob:>7}  {row.label or row.error or ''}")
+    if len(summary.rows) > 50:
+        print(f"... {len(summary.rows) - 50} more rows in {summary.out_dir / 'results.csv'}")
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
+    print(f"{len(summary.rows)} inputs: {counts}. Results in {summary.out_dir}")
+
+
+def _command_line() -> str:
+    return "deepfake-attention " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "analyze": ("score images, write maps, result rows and a report", _add_analyze, _run_analyze),
+    "demo": ("analyze bundled sample input with the shipped model", _add_demo, _run_demo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per entry of :data:`COMMANDS`."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="deepfake-attention", description="Explainable deepfake detection with attention maps and Grad-CAM++.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add, run) in COMMANDS.items():
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        add(child)
+        child.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``deepfake-attention`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"deepfake-attention {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

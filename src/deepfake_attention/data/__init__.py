@@ -1,0 +1,1 @@
+"""Data: safe media decoding, faces, synthesis and datasets."""

@@ -1,0 +1,110 @@
+"""``Detector``: a loaded checkpoint that turns face crops into calibrated scores and maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import FAKE_INDEX, CheckpointConfig, load_checkpoint
+from .data.transforms import resize_square, to_tensor
+from .device import resolve_device
+from .explain.cam import GradCAMPlusPlus, attention_map
+from .model import AttentionMapModel
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
+
+
+def fake_minus_real(logits: torch.Tensor) -> torch.Tensor:
+    """The score the detector explains: fake logit minus real logit."""
+    return logits[:, FAKE_INDEX] - logits[:, 1 - FAKE_INDEX]
+
+
+@dataclass(frozen=True)
+class FacePrediction:
+    """The detector's view of one face crop."""
+
+    prob_fake: float
+    """Calibrated: ``softmax(logits / T)[fake]``."""
+    logits: tuple[float, float]
+    crop: np.ndarray
+    """The crop resized to the model's input size, RGB uint8."""
+    attention: np.ndarray
+    """Attention gate [size, size] in (0, 1), absolute."""
+    gradcampp: np.ndarray | None
+    """Grad-CAM++ of fake-minus-real [size, size], min-max normalised, or None."""
+    features: np.ndarray
+    """The seed's 512-d feature vector (eval mode)."""
+
+
+class Detector:
+    """A model plus its checkpoint config (preprocessing, temperature, threshold) on a device."""
+
+    def __init__(self, model: AttentionMapModel, config: CheckpointConfig, device: str | torch.device = "auto") -> None:
+        self.device = resolve_device(device)
+        # channels_last: measured 1.2x faster on CPU for both models (bench/inference_speed.py)
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
+        self.config = config
+        self._cam = GradCAMPlusPlus(self.model, config.target_layer)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, device: str | torch.device = "auto") -> "Detector":
+        """Load a checkpoint directory (default: the model shipped with the package)."""
+        model, config = load_checkpoint(DEFAULT_MODEL_DIR if path is None else path)
+        return cls(model, config, device)
+
+    @property
+    def threshold(self) -> float:
+        return self.config.threshold
+
+    @property
+    def trained(self) -> bool:
+        return self.config.trained
+
+    @property
+    def model_sha256(self) -> str:
+        return self.config.weights_sha256
+
+    def prepare(self, crops: Sequence[np.ndarray]) -> tuple[list[np.ndarray], torch.Tensor]:
+        """Resize crops to the checkpoint's size and normalise them: (resized crops, batch tensor)."""
+        pre = self.config.preprocess
+        resized = [resize_square(crop, pre.size) for crop in crops]
+        return resized, to_tensor(resized, pre.mean, pre.std)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated P(fake) from logits: ``softmax(logits / T)[:, fake]``."""
+        return torch.softmax(logits.float() / self.config.temperature, dim=1)[:, FAKE_INDEX]
+
+    def predict(self, crops: Sequence[np.ndarray], *, cam: bool = True) -> list[FacePrediction]:
+        """Score a batch of face crops; with ``cam`` also Grad-CAM++ of fake-minus-real."""
+        if len(crops) == 0:
+            return []
+        resized, batch = self.prepare(crops)
+        batch = batch.to(self.device, memory_format=torch.channels_last)
+        size = tuple(batch.shape[-2:])
+        if cam:
+            result = self._cam.compute(batch, score_fn=fake_minus_real)
+            outputs, cam_maps = result.output, result.maps.cpu().numpy()
+        else:
+            with torch.inference_mode():
+                outputs = self.model(batch)
+            cam_maps = None
+        logits = outputs["output"].float()
+        probs = self.probabilities(logits).cpu().numpy()
+        attention = attention_map(outputs["attention_weights"], size).cpu().numpy()
+        features = outputs["features"].float().cpu().numpy()
+        logits_np = logits.cpu().numpy()
+        return [
+            FacePrediction(
+                prob_fake=float(probs[i]),
+                logits=(float(logits_np[i, 0]), float(logits_np[i, 1])),
+                crop=resized[i],
+                attention=attention[i],
+                gradcampp=None if cam_maps is None else cam_maps[i],
+                features=features[i],
+            )
+            for i in range(len(resized))
+        ]

@@ -1,0 +1,137 @@
+"""Result rows of ``analyze`` and their files: ``results.jsonl``, ``results.csv``, ``faces.csv``.
+
+The schema is DESIGN.md's contract: one row per input, in input order; per-face detections in
+``results.jsonl`` and ``faces.csv``; ``prob_fake`` and ``label`` empty unless ``status == "ok"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+STATUSES = ("ok", "no_face", "error")
+ROW_FIELDS = (
+    "path", "kind", "status", "error", "prob_fake", "label", "threshold", "faces",
+    "model_sha256", "input_sha256", "seconds", "panel", "model_trained",
+)
+FACE_FIELDS = ("path", "face_index", "x0", "y0", "x1", "y1", "det_score", "prob_fake", "label", "attention_png", "gradcampp_png")
+
+
+@dataclass
+class Detection:
+    """One face of an input: box in original pixels, its calibrated score and its rendered maps."""
+
+    face_index: int
+    box: tuple[int, int, int, int]
+    det_score: float | None
+    prob_fake: float
+    attention_png: str | None = None
+    gradcampp_png: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["box"] = list(self.box)
+        return data
+
+
+@dataclass
+class ResultRow:
+    """One input's outcome. ``extra`` holds kind-specific additions (video ``frames``, ``tracks``)."""
+
+    path: str
+    kind: str
+    status: str
+    error: str | None = None
+    prob_fake: float | None = None
+    label: str | None = None
+    threshold: float | None = None
+    faces: int = 0
+    model_sha256: str = ""
+    input_sha256: str | None = None
+    seconds: float = 0.0
+    panel: str | None = None
+    model_trained: bool = True
+    detections: list[Detection] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.status != "ok" and (self.prob_fake is not None or self.label is not None):
+            raise ValueError("prob_fake and label are only set on rows with status 'ok'")
+
+    def to_json(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in ROW_FIELDS}
+        data["seconds"] = round(self.seconds, 4)
+        data["detections"] = [d.to_json() for d in self.detections]
+        data.update(self.extra)
+        return data
+
+    def to_csv(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in ROW_FIELDS}
+        data["seconds"] = f"{self.seconds:.4f}"
+        if self.prob_fake is not None:
+            data["prob_fake"] = f"{self.prob_fake:.6f}"
+        return {key: "" if value is None else value for key, value in data.items()}
+
+    def face_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for det in self.detections:
+            x0, y0, x1, y1 = det.box
+            label = "fake" if self.threshold is not None and det.prob_fake >= self.threshold else "real"
+            rows.append({
+                "path": self.path, "face_index": det.face_index, "x0": x0, "y0": y0, "x1": x1, "y1": y1,
+                "det_score": "" if det.det_score is None else f"{det.det_score:.4f}",
+                "prob_fake": f"{det.prob_fake:.6f}", "label": label,
+                "attention_png": det.attention_png or "", "gradcampp_png": det.gradcampp_png or "",
+            })
+        return rows
+
+
+class ResultWriter:
+    """Appends rows to the three result files as they come, flushing each, and counts statuses."""
+
+    def __init__(self, out_dir: str | Path, *, append: bool = False) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.counts: Counter[str] = Counter()
+        mode = "a" if append else "w"
+        self._jsonl: IO[str] = open(self.out_dir / "results.jsonl", mode, encoding="utf-8")
+        self._csv_file: IO[str] = open(self.out_dir / "results.csv", mode, newline="", encoding="utf-8")
+        self._faces_file: IO[str] = open(self.out_dir / "faces.csv", mode, newline="", encoding="utf-8")
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=ROW_FIELDS)
+        self._faces = csv.DictWriter(self._faces_file, fieldnames=FACE_FIELDS)
+        if not append or self._csv_file.tell() == 0:
+            self._csv.writeheader()
+        if not append or self._faces_file.tell() == 0:
+            self._faces.writeheader()
+
+    def write(self, row: ResultRow) -> None:
+        self._jsonl.write(json.dumps(row.to_json()) + "\n")
+        self._csv.writerow(row.to_csv())
+        for face in row.face_rows():
+            self._faces.writerow(face)
+        for handle in (self._jsonl, self._csv_file, self._faces_file):
+            handle.flush()
+        self.counts[row.status] += 1
+
+    def close(self) -> None:
+        for handle in (self._jsonl, self._csv_file, self._faces_file):
+            handle.close()
+
+    def __enter__(self) -> "ResultWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``results.jsonl`` as dicts, in file order."""
+    path = Path(out_dir) / "results.jsonl"
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
