@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from typing import Callable, Sequence
@@ -55,6 +56,58 @@ def _run_demo(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _add_manifest(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="DATASET")
+    ffpp = kinds.add_parser("ffpp", help="FaceForensics++ download -> per-video manifest with the official train/val/test splits")
+    ffpp.add_argument("root", help="dataset root holding original_sequences/, manipulated_sequences/ and train/val/test.json")
+    ffpp.add_argument("--compression", choices=("raw", "c23", "c40"), default="c23", help="video quality to list (default c23)")
+    ffpp.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                      help="any of Deepfakes Face2Face FaceSwap NeuralTextures FaceShifter DeepFakeDetection "
+                           "(default: every pair method present; DeepFakeDetection rows get no split)")
+    ffpp.add_argument("--splits-dir", default=None, help="folder with train.json, val.json, test.json (default: ROOT)")
+    celebdf = kinds.add_parser("celebdf", help="Celeb-DF v2 download -> per-video manifest: official test list, train/val by identity")
+    celebdf.add_argument("root", help="dataset root holding Celeb-real/, Celeb-synthesis/, YouTube-real/, List_of_testing_videos.txt")
+    celebdf.add_argument("--val-fraction", type=float, default=0.1, help="share of the non-test videos for val (default 0.1)")
+    celebdf.add_argument("--seed", type=int, default=0, help="seed of the train/val identity split (default 0)")
+    celebdf.add_argument("--linked", choices=("target", "drop"), default="target",
+                         help="target: a swap idX_idY follows idX (default); drop: identity-disjoint train/val, cross-split swaps left out")
+    celebdf.add_argument("--disjoint-identities", action="store_true", help="leave out train/val videos sharing an identity with the test list")
+    folder = kinds.add_parser("folder", help="real/ + fake/ folders (masks/ beside fake/) -> manifest with empty splits")
+    folder.add_argument("root", help="folder holding real/ and fake/ (walked recursively) and optionally masks/")
+    folder.add_argument("--videos", action="store_true", help="list video files too (default: images only)")
+    for child in (ffpp, celebdf, folder):
+        child.add_argument("--out", required=True, help="manifest CSV to write (paths under its folder are stored relative)")
+
+
+def _run_manifest(args: argparse.Namespace) -> int:
+    from .data.manifest import format_summary
+    from .data.protocols import build_manifest
+
+    options = {k: v for k, v in vars(args).items() if k not in {"command", "kind", "root", "out", "run"}}
+    rows = build_manifest(args.kind, args.root, args.out, **options)
+    print(format_summary(rows))
+    print(f"{len(rows)} rows written to {args.out}")
+    return 0
+
+
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="TOML config file (sections model, data, optim, loss, run)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value, e.g. --set optim.lr=3e-4 (repeatable; values are TOML literals)")
+    parser.add_argument("--out", default=None, help="run folder (same as --set run.out=...)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint, exactly")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import load_config, train
+
+    overrides = list(args.overrides) + ([f"run.out={json.dumps(args.out)}"] if args.out else [])
+    result = train(load_config(args.config, overrides), resume=args.resume)
+    state = "paused" if result.paused else "stopped early" if result.stopped_early else "finished"
+    print(f"training {state} at step {result.step}; model: {result.model_dir}")
+    return 0
+
+
 def _print_table(summary) -> None:  # noqa: ANN001 - RunSummary, imported lazily
     if summary.untrained:
         print("WARNING: UNTRAINED placeholder model - every score is meaningless.")
@@ -76,6 +129,8 @@ def _command_line() -> str:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "analyze": ("score images, write maps, result rows and a report", _add_analyze, _run_analyze),
     "demo": ("analyze bundled sample input with the shipped model", _add_demo, _run_demo),
+    "train": ("train a detector (CE + attention-aware losses) from a TOML config", _add_train, _run_train),
+    "manifest": ("build a dataset manifest (CSV) from FaceForensics++, Celeb-DF v2 or real/ + fake/ folders", _add_manifest, _run_manifest),
 }
 
 
