@@ -27,11 +27,12 @@ def seed_model() -> AttentionMapModel:
     return AttentionMapModel().eval()
 
 
-def make_checkpoint(directory: Path, *, trunk: str | None = None, size: int = 32, trained: bool = True, threshold: float = 0.5, seed: int = 0) -> Path:
-    """A small checkpoint for fast tests (seed model on ``size`` x ``size`` pixels by default)."""
+def make_checkpoint(directory: Path, *, trunk: str | None = None, size: int = 32, trained: bool = True, threshold: float = 0.5, seed: int = 0, detector: str = "none") -> Path:
+    """A small checkpoint for fast tests (seed model on ``size`` x ``size`` pixels by default;
+    ``detector="none"``: the whole image is the face)."""
     torch.manual_seed(seed)
     model = AttentionMapModel(trunk=trunk, feature_dim=32)
-    config = CheckpointConfig(model=model.get_config(), preprocess=Preprocess(size=size, detector="none"), trained=trained, threshold=threshold)
+    config = CheckpointConfig(model=model.get_config(), preprocess=Preprocess(size=size, detector=detector), trained=trained, threshold=threshold)
     save_checkpoint(model, directory, config)
     return directory
 

@@ -16,8 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write_json
-from .data.faces import FaceCrop, whole_image
+from .checkpoint import Preprocess, atomic_write_json
+from .data.faces import FaceCrop, detect_faces, whole_image
 from .data.media import DEFAULT_MAX_PIXELS, MediaError, decode_image, read_bytes
 from .detector import Detector, FacePrediction
 from .explain.render import FaceView, map_png, render_panel, safe_stem
@@ -82,10 +82,10 @@ class LoadedInput:
 class _InputLoader(Dataset):
     """Decodes inputs and finds their faces; every failure is kept as the item's error."""
 
-    def __init__(self, items: Sequence[InputItem], options: AnalyzeOptions, detector_name: str) -> None:
+    def __init__(self, items: Sequence[InputItem], options: AnalyzeOptions, preprocess: Preprocess) -> None:
         self.items = items
         self.options = options
-        self.detector_name = detector_name
+        self.preprocess = preprocess
 
     def __len__(self) -> int:
         return len(self.items)
@@ -100,7 +100,10 @@ class _InputLoader(Dataset):
             if item.kind == "video":
                 raise MediaError("video analysis is not available in this version; pass images")
             image = decode_image(data, max_pixels=self.options.max_pixels)
-            loaded.faces = [whole_image(image)]
+            if self.preprocess.detector == "none" or not self.options.face_detect:
+                loaded.faces = [whole_image(image)]
+            else:  # every detected face; none found -> an empty list -> status no_face
+                loaded.faces = detect_faces(image, self.preprocess.detector, crop_scale=self.preprocess.crop_scale)
         except MediaError as error:
             loaded.error = str(error)
         loaded.seconds = time.perf_counter() - start
@@ -174,7 +177,7 @@ def analyze(
     items, skipped = discover(inputs)
     renderer = _Renderer(out_dir, opts, threshold, untrained=not detector.trained)
     loader = DataLoader(
-        _InputLoader(items, opts, detector.config.preprocess.detector),
+        _InputLoader(items, opts, detector.config.preprocess),
         batch_size=None,
         num_workers=opts.workers,
         collate_fn=_identity,

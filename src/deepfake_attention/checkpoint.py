@@ -30,6 +30,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLASS_NAMES = ("real", "fake")
 FAKE_INDEX = 1
+DETECTORS = ("none", "haar", "dlib")
 
 
 class CheckpointError(ValueError):
@@ -55,6 +56,8 @@ class Preprocess:
             raise CheckpointError("preprocess.mean and .std must have one positive std per channel")
         if self.crop_scale < 1.0:
             raise CheckpointError(f"preprocess.crop_scale must be >= 1, got {self.crop_scale}")
+        if self.detector not in DETECTORS:
+            raise CheckpointError(f"preprocess.detector must be one of {DETECTORS}, got {self.detector!r}")
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,37 @@ def _run_demo(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _add_synth(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="real face images, videos or folders (walked recursively)")
+    parser.add_argument("--out", required=True, help="dataset folder to write: crops/, images/, masks/, manifest.csv, params.jsonl, synth.json")
+    parser.add_argument("--per-face", type=int, default=4, help="fakes made from each face (default 4)")
+    parser.add_argument("--seed", type=int, default=0, help="every random choice derives from (seed, sample index) (default 0)")
+    parser.add_argument("--family", choices=("sbi", "other"), default="sbi",
+                        help="sbi: self-blended images, for training (default); other: cross-identity, Poisson blending, "
+                             "lower-face/eyes/rectangle masks, JPEG 50-70, for testing generalisation")
+    parser.add_argument("--landmarks", action=argparse.BooleanOptionalAction, default=False,
+                        help="68-point landmark masks (needs: pip install 'deepfake-attention[landmarks]'); default: face-box shapes")
+    parser.add_argument("--frames-per-video", type=int, default=8, help="frames sampled uniformly from each video (default 8)")
+    parser.add_argument("--detector", choices=("haar", "dlib"), default="haar", help="face detector (default haar; dlib needs the landmarks extra)")
+    parser.add_argument("--crop-scale", type=float, default=1.3, help="square crop side as a multiple of the face box (default 1.3)")
+    parser.add_argument("--size", type=int, default=None, help="side of the written images in pixels (default: each crop's own size)")
+    parser.add_argument("--no-real", action="store_true", help="leave the real crops out of the manifest")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from .data.synth import family_config
+    from .data.synth_dataset import synthesize
+
+    manifest = synthesize(
+        args.inputs, args.out, per_face=args.per_face, seed=args.seed, family=args.family, landmarks=args.landmarks,
+        frames_per_video=args.frames_per_video, detector=args.detector, crop_scale=args.crop_scale,
+        include_real=not args.no_real, config=family_config(args.family, out_size=args.size), progress=False if args.quiet else None,
+    )
+    print(f"manifest: {manifest}")
+    return 0
+
+
 def _add_manifest(parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="DATASET")
     ffpp = kinds.add_parser("ffpp", help="FaceForensics++ download -> per-video manifest with the official train/val/test splits")
@@ -129,6 +160,7 @@ def _command_line() -> str:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "analyze": ("score images, write maps, result rows and a report", _add_analyze, _run_analyze),
     "demo": ("analyze bundled sample input with the shipped model", _add_demo, _run_demo),
+    "synth": ("make self-blended (or cross-identity) forgeries with exact masks from real faces", _add_synth, _run_synth),
     "train": ("train a detector (CE + attention-aware losses) from a TOML config", _add_train, _run_train),
     "manifest": ("build a dataset manifest (CSV) from FaceForensics++, Celeb-DF v2 or real/ + fake/ folders", _add_manifest, _run_manifest),
 }
