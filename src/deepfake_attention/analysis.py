@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .checkpoint import Preprocess, atomic_write_json
-from .data.faces import FaceCrop, detect_faces, whole_image
+from .data.faces import FaceCrop, find_faces
 from .data.media import DEFAULT_MAX_PIXELS, MediaError, decode_image, read_bytes
 from .detector import Detector, FacePrediction
 from .explain.render import FaceView, map_png, render_panel, safe_stem
@@ -100,10 +100,7 @@ class _InputLoader(Dataset):
             if item.kind == "video":
                 raise MediaError("video analysis is not available in this version; pass images")
             image = decode_image(data, max_pixels=self.options.max_pixels)
-            if self.preprocess.detector == "none" or not self.options.face_detect:
-                loaded.faces = [whole_image(image)]
-            else:  # every detected face; none found -> an empty list -> status no_face
-                loaded.faces = detect_faces(image, self.preprocess.detector, crop_scale=self.preprocess.crop_scale)
+            loaded.faces = find_faces(image, self.preprocess.detector, self.preprocess.crop_scale, enabled=self.options.face_detect)
         except MediaError as error:
             loaded.error = str(error)
         loaded.seconds = time.perf_counter() - start
@@ -229,27 +226,40 @@ def _score_and_write(
     return rows
 
 
-def _make_row(loaded: LoadedInput, preds: list[FacePrediction], detector: Detector, threshold: float, renderer: _Renderer, per_face: float) -> ResultRow:
-    start = time.perf_counter()
-    base = dict(
-        path=loaded.item.path, kind=loaded.item.kind, threshold=threshold, model_sha256=detector.model_sha256,
-        input_sha256=loaded.input_sha256, model_trained=detector.trained,
-    )
-    if loaded.error is not None:
-        return ResultRow(status="error", error=loaded.error, seconds=loaded.seconds, **base)
-    if not preds:
-        return ResultRow(status="no_face", error="no face was found in the image", seconds=loaded.seconds, **base)
+def image_result(
+    *, path: str, faces: Sequence[FaceCrop], predictions: Sequence[FacePrediction], detector: Detector, threshold: float,
+    input_sha256: str | None, seconds: float, kind: str = "image",
+) -> ResultRow:
+    """The result row of one decoded input from its faces and their predictions (nothing rendered).
+
+    No faces -> ``no_face``; else ``prob_fake`` is the max over faces and ``label`` follows ``threshold``.
+    """
+    base = dict(path=path, kind=kind, threshold=threshold, model_sha256=detector.model_sha256, input_sha256=input_sha256, model_trained=detector.trained, seconds=seconds)
+    if not predictions:
+        return ResultRow(status="no_face", error="no face was found in the image", **base)
     detections = [
         Detection(face_index=k, box=face.box, det_score=face.score, prob_fake=pred.prob_fake)
-        for k, (face, pred) in enumerate(zip(loaded.faces, preds))
+        for k, (face, pred) in enumerate(zip(faces, predictions))
     ]
-    panel = renderer.render(loaded, preds, detections)
-    prob = max(pred.prob_fake for pred in preds)
-    seconds = loaded.seconds + per_face * len(preds) + (time.perf_counter() - start)
-    return ResultRow(
-        status="ok", prob_fake=prob, label="fake" if prob >= threshold else "real", faces=len(preds),
-        panel=panel, detections=detections, seconds=seconds, **base,
+    prob = max(pred.prob_fake for pred in predictions)
+    return ResultRow(status="ok", prob_fake=prob, label="fake" if prob >= threshold else "real", faces=len(predictions), detections=detections, **base)
+
+
+def _make_row(loaded: LoadedInput, preds: list[FacePrediction], detector: Detector, threshold: float, renderer: _Renderer, per_face: float) -> ResultRow:
+    start = time.perf_counter()
+    if loaded.error is not None:
+        return ResultRow(
+            path=loaded.item.path, kind=loaded.item.kind, status="error", error=loaded.error, threshold=threshold,
+            model_sha256=detector.model_sha256, input_sha256=loaded.input_sha256, model_trained=detector.trained, seconds=loaded.seconds,
+        )
+    row = image_result(
+        path=loaded.item.path, kind=loaded.item.kind, faces=loaded.faces, predictions=preds, detector=detector,
+        threshold=threshold, input_sha256=loaded.input_sha256, seconds=loaded.seconds + per_face * len(preds),
     )
+    if row.status == "ok":
+        row.panel = renderer.render(loaded, preds, row.detections)
+    row.seconds += time.perf_counter() - start
+    return row
 
 
 def _write_run_json(

@@ -251,3 +251,11 @@ def detect_faces(
         points = None if landmarks is None else np.asarray(landmarks(image, box), dtype=np.float32)
         faces.append(FaceCrop(box=box, score=score, crop=np.ascontiguousarray(image[y0:y1, x0:x1]), crop_box=(x0, y0, x1, y1), landmarks=points))
     return faces
+
+
+def find_faces(image: np.ndarray, detector: str, crop_scale: float, *, enabled: bool = True) -> list[FaceCrop]:
+    """The faces a checkpoint wants scored: the whole image when its ``detector`` is ``"none"`` or
+    detection is turned off (``--no-face-detect``), else every detected face (possibly none)."""
+    if detector == "none" or not enabled:
+        return [whole_image(image)]
+    return detect_faces(image, detector, crop_scale=crop_scale)
