@@ -56,6 +56,47 @@ def _run_demo(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _add_evaluate(parser: argparse.ArgumentParser) -> None:
+    splits = ("train", "val", "test")
+    parser.add_argument("manifest", help="manifest CSV of labelled face crops (path, label; optional mask, video_id, frame, split)")
+    parser.add_argument("--out", default="out/evaluate", help="output folder for metrics.json and report.html (default: out/evaluate)")
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--split", choices=splits, default=None, help="evaluate only this split of the manifest (default: every row)")
+    parser.add_argument("--calibration", default=None, metavar="MANIFEST",
+                        help="manifest to fit the temperature on (T in [0.5, 5]) and to pick the threshold at --target-fpr on")
+    parser.add_argument("--calibration-split", choices=splits, default=None,
+                        help="calibrate on this split of --calibration (or of MANIFEST when --calibration is not given), e.g. val")
+    parser.add_argument("--prior-masks", default=None, metavar="MANIFEST",
+                        help="manifest whose fakes' masks make the mean-mask localisation baseline, normally the training set "
+                             "(default: the evaluated fakes' own masks, reported as an optimistic baseline)")
+    parser.add_argument("--threshold", type=float, default=None, help="P(fake) threshold for label=fake (default: the checkpoint's)")
+    parser.add_argument("--target-fpr", type=float, default=0.05, help="also report the threshold reaching this false-positive rate (default 0.05)")
+    parser.add_argument("--robustness", action="store_true", help="re-score under JPEG 90/70/50, downscale x0.5/x0.25, blur and noise; AUC per level")
+    parser.add_argument("--faithfulness-limit", type=int, default=64, help="fakes for deletion/insertion and the randomisation check (default 64; 0 skips)")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the AUC's 95%% CI (default 200; 0 skips)")
+    parser.add_argument("--top-k", type=int, default=4, help="examples per group in the report's grid (default 4)")
+    parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise perturbation, the faithfulness subset and the bootstrap (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .eval_report import text_summary
+    from .evaluation import evaluate
+
+    result = evaluate(
+        args.manifest, args.out, model=args.model, calibration=args.calibration, prior_masks=args.prior_masks, command=_command_line(),
+        split=args.split, calibration_split=args.calibration_split, threshold=args.threshold, target_fpr=args.target_fpr,
+        robustness=args.robustness, faithfulness_limit=args.faithfulness_limit, bootstrap=args.bootstrap, top_k=args.top_k,
+        batch_size=args.batch_size, device=args.device, seed=args.seed, progress=False if args.quiet else None,
+    )
+    if not args.quiet:
+        print(text_summary(result.metrics))
+        print(f"metrics: {result.metrics_path}\nreport:  {result.report_path.resolve()}")
+    return result.exit_code
+
+
 def _add_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="real face images, videos or folders (walked recursively)")
     parser.add_argument("--out", required=True, help="dataset folder to write: crops/, images/, masks/, manifest.csv, params.jsonl, synth.json")
@@ -162,6 +203,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "demo": ("analyze bundled sample input with the shipped model", _add_demo, _run_demo),
     "synth": ("make self-blended (or cross-identity) forgeries with exact masks from real faces", _add_synth, _run_synth),
     "train": ("train a detector (CE + attention-aware losses) from a TOML config", _add_train, _run_train),
+    "evaluate": ("evaluate a detector on a labelled manifest: metrics.json and an HTML report", _add_evaluate, _run_evaluate),
     "manifest": ("build a dataset manifest (CSV) from FaceForensics++, Celeb-DF v2 or real/ + fake/ folders", _add_manifest, _run_manifest),
 }
 

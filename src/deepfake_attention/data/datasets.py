@@ -137,10 +137,7 @@ class ManifestDataset(Dataset):
         }
 
     def _read_mask(self, row: ManifestRow, shape: tuple[int, ...]) -> np.ndarray:
-        gray = _read(row.mask).mean(axis=2).round().astype(np.uint8)  # a grayscale PNG decodes to R = G = B
-        if gray.shape != shape:
-            raise ValueError(f"{row.mask}: mask is {gray.shape[1]}x{gray.shape[0]} but its image {row.path} is {shape[1]}x{shape[0]}")
-        return resize_square(gray, self.size).astype(np.float32) / 255.0
+        return read_mask(row.mask, self.size, shape, image_name=row.path).astype(np.float32) / 255.0
 
 
 class FolderDataset(ManifestDataset):
@@ -156,3 +153,15 @@ def _read(path: str) -> np.ndarray:
         return read_image(path)
     except MediaError as error:
         raise MediaError(f"{path}: {error}") from None
+
+
+def read_mask(path: str, size: int, image_shape: tuple[int, ...] | None = None, *, image_name: str = "") -> np.ndarray:
+    """A soft-mask PNG as uint8 grey levels [size, size] (M = level / 255), resized like its image.
+
+    ``image_shape`` (H, W) of the image it belongs to: a mask of another size is an error naming both.
+    """
+    gray = _read(path).mean(axis=2).round().astype(np.uint8)  # a grayscale PNG decodes to R = G = B
+    if image_shape is not None and gray.shape != tuple(image_shape[:2]):
+        its = f"its image {image_name}" if image_name else "its image"
+        raise MediaError(f"{path}: mask is {gray.shape[1]}x{gray.shape[0]} but {its} is {image_shape[1]}x{image_shape[0]}")
+    return resize_square(gray, size)

@@ -91,7 +91,7 @@ def face_row(face: FaceView, threshold: float, *, title: str = "", untrained: bo
     captions = ["input", "attention gate (where it looks, 0-1)"]
     if face.gradcampp is not None:
         tiles.append(overlay(crop, face.gradcampp, face.prob_fake))
-        captions.append(f"Grad-CAM++ fake evidence x P(fake)")
+        captions.append("Grad-CAM++ fake evidence x P(fake)")
     width = TILE * len(tiles)
     row = Image.new("RGB", (width, TILE + _CAPTION_HEIGHT), (255, 255, 255))
     for k, tile in enumerate(tiles):

@@ -33,14 +33,13 @@ class DataSection:
     """Manifests (CSV) of training samples."""
     val: list[str] = field(default_factory=list)
     real_faces: list[str] = field(default_factory=list)
-    """Folders or manifests of real face crops; each yields a real and a self-blended fake per epoch."""
+    """Folders written by ``deepfake-attention synth`` (their ``faces.jsonl``): each face gives a real
+    and a fresh self-blended fake per epoch (landmark masks when the folder has landmarks)."""
     val_real_faces: list[str] = field(default_factory=list)
     size: int = 224
     batch_size: int = 32
     workers: int = 0
     hflip: bool = True
-    landmarks: bool = False
-    """Use 68-point landmarks for the blend masks when the extra is installed."""
     detector: str = "haar"
     """Face detector that made the training crops; recorded in the checkpoint for ``analyze``."""
     crop_scale: float = 1.3

@@ -1,0 +1,44 @@
+"""The datasets a training config describes: manifests of images (with masks) and folders of
+real faces that give a real and a fresh self-blended fake per face per epoch."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch.utils.data import ConcatDataset, Dataset
+
+from ..checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from ..data.datasets import HorizontalFlip, ManifestDataset
+from ..data.manifest import read_manifest
+from ..data.synth_dataset import BlendedFaceDataset
+from .config import TrainConfig
+
+
+class EpochConcat(ConcatDataset):
+    """``ConcatDataset`` that passes :meth:`set_epoch` on to its parts."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.datasets:
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch)
+
+
+def _parts(cfg: TrainConfig, manifests: Sequence[str], face_folders: Sequence[str], seed: int, augment: bool) -> list[Dataset]:
+    transform = HorizontalFlip() if augment and cfg.data.hflip else None
+    parts: list[Dataset] = [
+        BlendedFaceDataset.from_folder(folder, size=cfg.data.size, mean=IMAGENET_MEAN, std=IMAGENET_STD, family="sbi", seed=seed, transform=transform)
+        for folder in face_folders
+    ]
+    rows = [row for manifest in manifests for row in read_manifest(manifest)]
+    if rows:
+        parts.append(ManifestDataset(rows, size=cfg.data.size, mean=IMAGENET_MEAN, std=IMAGENET_STD, transform=transform, seed=seed))
+    return parts
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """(train, val) from ``cfg.data``; validation samples are fixed (epoch 0, another seed, no augmentation)."""
+    train_parts = _parts(cfg, cfg.data.train, cfg.data.real_faces, cfg.run.seed, augment=True)
+    if not train_parts:
+        raise ValueError("the config names no training data: set data.train (manifests) or data.real_faces (face folders)")
+    val_parts = _parts(cfg, cfg.data.val, cfg.data.val_real_faces, cfg.run.seed + 1, augment=False)
+    return EpochConcat(train_parts), (EpochConcat(val_parts) if val_parts else None)
