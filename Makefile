@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test install install-dev bench default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ demo: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Train, calibrate, evaluate and install the shipped default model (about an hour on 2 CPU cores).
+default-model: install-dev
+	$(BIN)/python -m deepfake_attention.train.recipe --data ../shared/data --out runs/default-model --install
+
 bench: install-dev
 	$(BIN)/python bench/explain_speed.py
 	$(BIN)/python bench/inference_speed.py
 
 clean:
-	rm -rf $(VENV) out build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) out runs build dist src/*.egg-info .pytest_cache

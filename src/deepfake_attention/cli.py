@@ -97,6 +97,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _add_calibrate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint folder to calibrate (its config.json is rewritten; weights untouched)")
+    parser.add_argument("manifest", help="labelled manifest of face crops held out from training")
+    parser.add_argument("--target-fpr", type=float, default=0.05, help="false-positive rate the threshold is set to reach (default 0.05)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate
+
+    result = calibrate(args.model, args.manifest, target_fpr=args.target_fpr, device=args.device)
+    print(f"temperature {result.temperature:.4f}{' (at its bound)' if result.at_bound else ''}; NLL {result.nll_before:.4f} -> {result.nll_after:.4f}; "
+          f"ECE {result.ece_before:.4f} -> {result.ece_after:.4f}")
+    print(f"threshold {result.threshold:.4f}: FPR {result.achieved_fpr:.4f} (target {result.target_fpr}), TPR {result.achieved_tpr:.4f} on {result.samples} crops")
+    return 0
+
+
 def _add_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="real face images, videos or folders (walked recursively)")
     parser.add_argument("--out", required=True, help="dataset folder to write: crops/, images/, masks/, manifest.csv, params.jsonl, synth.json")
@@ -204,6 +221,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "synth": ("make self-blended (or cross-identity) forgeries with exact masks from real faces", _add_synth, _run_synth),
     "train": ("train a detector (CE + attention-aware losses) from a TOML config", _add_train, _run_train),
     "evaluate": ("evaluate a detector on a labelled manifest: metrics.json and an HTML report", _add_evaluate, _run_evaluate),
+    "calibrate": ("fit a checkpoint's temperature and threshold on a held-out manifest", _add_calibrate, _run_calibrate),
     "manifest": ("build a dataset manifest (CSV) from FaceForensics++, Celeb-DF v2 or real/ + fake/ folders", _add_manifest, _run_manifest),
 }
 

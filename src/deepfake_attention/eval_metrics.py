@@ -165,7 +165,8 @@ def video_section(video_ids: Sequence[str], frames: Sequence[int], y: np.ndarray
     """Frame-level and video-level metrics over the samples that carry a video id and a frame.
 
     Each video is one face track here (a face crop per frame), so ``track-mean-then-max`` is
-    the mean over its frames; ``frame-max-then-mean`` is computed too (metrics.video).
+    the mean over its frames; the k-th crop of a repeated (video, frame) is track k (e.g. the
+    several fakes `synth` makes per real frame). ``frame-max-then-mean`` is computed too.
     Returns None when no sample has both a video id and a frame.
     """
     keep = [i for i, (v, f) in enumerate(zip(video_ids, frames)) if v and f is not None]
@@ -180,7 +181,13 @@ def video_section(video_ids: Sequence[str], frames: Sequence[int], y: np.ndarray
     if mixed:
         out["note"] = (f"{len(mixed)} video ids hold both real and fake frames (as `synth` writes them: fakes made from the real frames); "
                        "each (video, label) pair is scored as a video of its own")
-    rows = [(key, 0, frames[i], p[i]) for key, i in zip(keys, keep)]
+    # several crops of one (video, frame) (e.g. several fakes per real frame) are tracks 0, 1, ... of it
+    seen: dict[tuple[Hashable, int], int] = {}
+    rows = []
+    for key, i in zip(keys, keep):
+        track = seen.get((key, frames[i]), 0)
+        seen[(key, frames[i])] = track + 1
+        rows.append((key, track, frames[i], p[i]))
     for method in VIDEO_METHODS:
         _, vy, vp = video_arrays(rows, labels, method)
         out["methods"][method] = {
