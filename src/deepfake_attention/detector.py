@@ -11,7 +11,7 @@ import torch
 
 from .checkpoint import FAKE_INDEX, CheckpointConfig, load_checkpoint
 from .data.transforms import resize_square, to_tensor
-from .device import resolve_device
+from .device import amp_dtype, resolve_device
 from .explain.cam import GradCAMPlusPlus, attention_map
 from .model import AttentionMapModel
 
@@ -43,18 +43,26 @@ class FacePrediction:
 class Detector:
     """A model plus its checkpoint config (preprocessing, temperature, threshold) on a device."""
 
-    def __init__(self, model: AttentionMapModel, config: CheckpointConfig, device: str | torch.device = "auto") -> None:
+    def __init__(
+        self, model: AttentionMapModel, config: CheckpointConfig, device: str | torch.device = "auto", *,
+        amp: str = "auto", compile: bool = False,
+    ) -> None:
+        """``amp``: ``"auto"`` (bf16 on CUDA devices that support it, else fp16; off on CPU), ``"off"``,
+        ``"bf16"`` or ``"fp16"``; Grad-CAM++ maths stays fp32 either way. ``compile``: ``torch.compile``
+        the forward used for plain scoring (``cam=False``)."""
         self.device = resolve_device(device)
         # channels_last: measured 1.2x faster on CPU for both models (bench/inference_speed.py)
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = config
+        self.amp_dtype = amp_dtype(amp, self.device)
         self._cam = GradCAMPlusPlus(self.model, config.target_layer)
+        self._forward = torch.compile(self.model) if compile else self.model
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, device: str | torch.device = "auto") -> "Detector":
+    def load(cls, path: str | Path | None = None, *, device: str | torch.device = "auto", amp: str = "auto", compile: bool = False) -> "Detector":
         """Load a checkpoint directory (default: the model shipped with the package)."""
         model, config = load_checkpoint(DEFAULT_MODEL_DIR if path is None else path)
-        return cls(model, config, device)
+        return cls(model, config, device, amp=amp, compile=compile)
 
     @property
     def threshold(self) -> float:
@@ -83,14 +91,18 @@ class Detector:
         if len(crops) == 0:
             return []
         resized, batch = self.prepare(crops)
-        batch = batch.to(self.device, memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, memory_format=torch.channels_last, non_blocking=True)
         size = tuple(batch.shape[-2:])
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
         if cam:
-            result = self._cam.compute(batch, score_fn=fake_minus_real)
+            with autocast:
+                result = self._cam.compute(batch, score_fn=fake_minus_real)
             outputs, cam_maps = result.output, result.maps.cpu().numpy()
         else:
-            with torch.inference_mode():
-                outputs = self.model(batch)
+            with torch.inference_mode(), autocast:
+                outputs = self._forward(batch)
             cam_maps = None
         logits = outputs["output"].float()
         probs = self.probabilities(logits).cpu().numpy()
