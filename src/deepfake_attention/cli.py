@@ -114,6 +114,18 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve(parser: argparse.ArgumentParser) -> None:
+    from .service.serve import add_arguments  # cheap: FastAPI/uvicorn load only when serving
+
+    add_arguments(parser)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .service.serve import run_from_args
+
+    return run_from_args(args)
+
+
 def _add_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="real face images, videos or folders (walked recursively)")
     parser.add_argument("--out", required=True, help="dataset folder to write: crops/, images/, masks/, manifest.csv, params.jsonl, synth.json")
@@ -222,6 +234,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "train": ("train a detector (CE + attention-aware losses) from a TOML config", _add_train, _run_train),
     "evaluate": ("evaluate a detector on a labelled manifest: metrics.json and an HTML report", _add_evaluate, _run_evaluate),
     "calibrate": ("fit a checkpoint's temperature and threshold on a held-out manifest", _add_calibrate, _run_calibrate),
+    "serve": ("the web service and analyst page: HTTP API on uvicorn (needs the 'serve' extra)", _add_serve, _run_serve),
     "manifest": ("build a dataset manifest (CSV) from FaceForensics++, Celeb-DF v2 or real/ + fake/ folders", _add_manifest, _run_manifest),
 }
 

@@ -1,0 +1,191 @@
+"""Load test of ``deepfake-attention serve``: the server in a subprocess on 127.0.0.1, driven by C
+concurrent clients (C = 1, 4, 16) for a bounded number of requests each.
+
+Prints per C: requests/s, p50/p99 latency, errors (goal 0), the server's RSS before and after
+(goal: < 10% growth after warm-up), the cores used by the server and by this load generator
+(it shares the machine), and requests/s divided by the throughput of ``analyze`` run end to
+end in this same run on the same files with the same rendered outputs (maps and panels;
+goal >= 0.7). ``analyze`` gets an already loaded model, as the server has one.
+
+    python bench/service_load.py [--model DIR] [--files 24] [--requests 48] [--concurrency 1 4 16] [--device cpu]
+                                 [--torch-threads N] [--server-args '--batch-size 8 --threads 2']
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+from _common import print_table
+from deepfake_attention import Detector, analyze
+
+
+def make_files(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
+    """``count`` JPEG photos-like images (smooth gradients, shapes and noise), deterministic."""
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    files = []
+    for index in range(count):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+        base = np.stack([np.sin(xx / rng.uniform(20, 80) + c) * np.cos(yy / rng.uniform(20, 80)) for c in range(3)], axis=2)
+        image = (base * 90 + 128 + rng.normal(0, 12, base.shape)).clip(0, 255).astype(np.uint8)
+        path = folder / f"img{index:03d}.jpg"
+        Image.fromarray(image).save(path, quality=90)
+        files.append(path)
+    return files
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(url: str, payloads: list[tuple[str, bytes]], concurrency: int, total: int) -> tuple[float, list[float], int]:
+    """Send ``total`` uploads with ``concurrency`` threads; (wall seconds, latencies, error count)."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        nonlocal errors
+        with httpx.Client(base_url=url, timeout=120) as client:
+            while True:
+                with lock:
+                    index = next(counter, None)
+                if index is None:
+                    return
+                name, data = payloads[index % len(payloads)]
+                start = time.perf_counter()
+                response = client.post("/v1/analyze", files={"file": (name, data, "image/jpeg")})
+                elapsed = time.perf_counter() - start
+                ok = response.status_code == 200 and b'"status":"ok"' in response.content
+                with lock:
+                    latencies.append(elapsed)
+                    errors += 0 if ok else 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start, latencies, errors
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(model: str | None, device: str, port: int, extra: list[str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "deepfake_attention.service.serve", "--host", "127.0.0.1", "--port", str(port),
+               "--device", device, "--log-level", "warning", "--max-concurrent", "256", *extra]
+    if model:
+        command += ["--model", model]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/ready", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the server did not become ready in 120 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--files", type=int, default=24, help="distinct images (default 24)")
+    parser.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
+    parser.add_argument("--requests", type=int, default=48, help="measured requests per concurrency level (default 48)")
+    parser.add_argument("--warmup", type=int, default=256,
+                        help="warm-up requests at the highest concurrency before measuring (default 192: RSS settles after ~200)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch threads for analyze and the server alike (default: torch's)")
+    parser.add_argument("--server-args", default="", help="extra flags for the server, e.g. '--batch-size 16 --threads 2'")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+
+    with tempfile.TemporaryDirectory(prefix="service-load-") as tmp:
+        files = make_files(Path(tmp), args.files, (width, height))
+        payloads = [(f.name, f.read_bytes()) for f in files]
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
+        detector = Detector.load(args.model, device=args.device)
+        analyze(files[:2], Path(tmp) / "warm", model=detector, save_maps="all", progress=False)
+        rates = {}
+        for batch in (1, 16):  # the denominator is the faster of the two
+            start = time.perf_counter()
+            analyze(files, Path(tmp) / f"out{batch}", model=detector, save_maps="all", batch_size=batch, progress=False)
+            rates[batch] = len(files) / (time.perf_counter() - start)
+        analyze_rate = max(rates.values())
+        del detector
+        print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}; {len(files)} files {width}x{height}; model {args.model or 'shipped default'}; analyze end to end "
+              f"(save_maps=all: panel + attention + Grad-CAM++ PNGs): " + ", ".join(f"batch {b}: {r:.2f}" for b, r in rates.items()) + " images/s")
+
+        port = free_port()
+        extra = args.server_args.split() + (["--torch-threads", str(args.torch_threads)] if args.torch_threads else [])
+        server = start_server(args.model, args.device, port, extra)
+        url = f"http://127.0.0.1:{port}"
+        rows = []
+        try:
+            rss_start = rss_mib(server.pid)
+            top = max(args.concurrency)
+            drive(url, payloads, top, args.warmup)  # warm-up at the highest concurrency: buffers, malloc arenas
+            rss_warm = rss_mib(server.pid)
+            for concurrency in args.concurrency:
+                drive(url, payloads, concurrency, concurrency)  # settle at this concurrency
+                rss_before = rss_mib(server.pid)
+                cpu_server, cpu_self = cpu_seconds(server.pid), time.process_time()
+                wall, latencies, errors = drive(url, payloads, concurrency, args.requests)
+                server_cores = (cpu_seconds(server.pid) - cpu_server) / wall
+                client_cores = (time.process_time() - cpu_self) / wall
+                rss_after = rss_mib(server.pid)
+                rate = len(latencies) / wall
+                p50 = statistics.median(latencies) * 1000
+                p99 = float(np.percentile(latencies, 99)) * 1000
+                rows.append([concurrency, len(latencies), rate, p50, p99, errors, rss_before, rss_after,
+                             100 * (rss_after - rss_before) / rss_before, server_cores, client_cores, rate / analyze_rate])
+            ready = httpx.get(url + "/v1/ready").json()
+        finally:
+            server.terminate()
+            server.wait(30)
+    print_table(["C", "requests", "req/s", "p50 ms", "p99 ms", "errors", "RSS before MiB", "RSS after MiB", "growth %",
+                 "server cores", "loadgen cores", "req/s / analyze"], rows)
+    print(f"server RSS: {rss_start:.0f} MiB when ready, {rss_warm:.0f} MiB after warm-up ({args.warmup} requests at C={top}), "
+          f"{rows[-1][7]:.0f} MiB at the end: {100 * (rows[-1][7] - rss_warm) / rss_warm:+.1f}% after warm-up")
+    print(f"mean batch: {ready['requests'] / max(1, ready['batches']):.2f} requests per forward pass over {ready['batches']} passes")
+
+
+if __name__ == "__main__":
+    main()
