@@ -74,7 +74,7 @@ def alignment(folder: Path, family: str, seed: int, per_face: int = 4) -> tuple[
     fractions, exact = [], 0.0
     for index in range(len(faces) * per_face):
         sample = make_sample(faces, index, seed=seed, family=family, config=config, image_index=index // per_face)
-        changed = np.any(sample.image != sample.real, axis=2)
+        changed = np.any(sample.image != sample.target, axis=2)
         inside = cv2.dilate((sample.mask > 0.02).astype(np.uint8), kernel) > 0
         fractions.append(float(np.mean(changed & ~inside)))
         exact = max(exact, float(np.mean(changed & (sample.mask == 0))))

@@ -84,7 +84,10 @@ class SynthSample:
     image: np.ndarray
     """The fake, RGB uint8 [S, S, 3]."""
     real: np.ndarray
-    """The target (the real counterpart) with the same post-processing, RGB uint8."""
+    """The untouched real face with the same post-processing, RGB uint8: the real counterpart."""
+    target: np.ndarray
+    """The blend's target copy with the same post-processing: ``image`` differs from it only where
+    M > 0. It equals ``real`` unless self-blending jittered the target (SBI's 'changed target')."""
     mask: np.ndarray
     """M, float32 [S, S] in [0, 1]: the source's effective blend weight."""
     boundary: np.ndarray
@@ -138,14 +141,16 @@ def postprocess(images: list[np.ndarray], rng: np.random.Generator, config: Synt
     return [resize_to(im, final) for im in images], post
 
 
-def _finish(fake: np.ndarray, target: np.ndarray, mask: np.ndarray, params: dict[str, Any], rng: np.random.Generator, config: SynthConfig) -> SynthSample:
-    """Post-process fake and target alike; resize the mask to the output size with the same interpolation."""
+def _finish(
+    fake: np.ndarray, target: np.ndarray, real: np.ndarray, mask: np.ndarray, params: dict[str, Any], rng: np.random.Generator, config: SynthConfig,
+) -> SynthSample:
+    """Post-process fake, target and real alike; resize the mask to the output size with the same interpolation."""
     if not mask.max() > 0:
         raise ValueError("the blend mask is empty: the face box or landmarks lie outside the crop")
-    (fake, real), params["post"] = postprocess([fake, target], rng, config)
+    (fake, target, real), params["post"] = postprocess([fake, target, real], rng, config)
     mask = np.clip(resize_to(mask.astype(np.float32), (fake.shape[1], fake.shape[0])), 0.0, 1.0)
     params["config"] = _jsonable(dataclasses.asdict(config))
-    return SynthSample(image=fake, real=real, mask=mask, boundary=boundary(mask), params=params)
+    return SynthSample(image=fake, real=real, target=target, mask=mask, boundary=boundary(mask), params=params)
 
 
 def _jsonable(value: Any) -> Any:
@@ -196,7 +201,7 @@ def self_blend(
     ratio = float(rng.choice(config.blend_ratios))
     soft = feather(mask, erode=erode, sigma=sigma) * np.float32(ratio)
     params["feather"] = {"erode": erode, "sigma": sigma, "ratio": ratio}
-    return _finish(blend(source, target, soft), target, soft, params, rng, config)
+    return _finish(blend(source, target, soft), target, face, soft, params, rng, config)
 
 
 def cross_blend(
@@ -243,6 +248,6 @@ def cross_blend(
     ratio = float(rng.choice(config.blend_ratios))
     soft = feather(binary.astype(np.float32), erode=erode, sigma=sigma) * np.float32(ratio)
     params["blend"] = {"method": method, "erode": erode, "sigma": sigma, "ratio": ratio}
-    return _finish(blend(source, target, soft), target, soft, params, rng, config)
+    return _finish(blend(source, target, soft), target, target, soft, params, rng, config)
 
 
