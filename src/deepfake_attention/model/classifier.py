@@ -1,14 +1,21 @@
-"""``AttentionMapModel``: the seed's spatial-attention CNN, with an optional trunk in front."""
+"""``AttentionMapModel``: the seed's spatial-attention CNN, with an optional trunk in front and optional channel / multi-scale attention."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from .attention import EXTRACTOR_WIDTH, feature_extractor, spatial_attention
 from .backbones import imagenet_state_dict, trunk_spec
+from .variants import ChannelGate, MultiScaleSpatialAttention, check_channel_attention, check_scales
+
+DEFAULTS: dict[str, Any] = {"attention_reduction": 4, "dropout": 0.3, "trunk": None, "channel_attention": None, "attention_scales": [1]}
+"""Values of the optional config keys; :meth:`AttentionMapModel.from_config` fills in the missing ones
+(configs written before an option existed)."""
+OPTION_KEYS = ("attention_scales", "channel_weights")
+"""Output keys the options add (present only when their option is on)."""
 
 
 class AttentionMapModel(nn.Module):
@@ -23,11 +30,22 @@ class AttentionMapModel(nn.Module):
         dropout: dropout after the fusion layer (the seed: 0.3).
         trunk: ``None`` (the seed, on pixels) or the name of a trunk in
             :data:`deepfake_attention.model.backbones.TRUNKS` run before the seed block.
+        channel_attention: ``None`` (the seed), ``"se"`` or ``"cbam"``: a channel gate
+            (:class:`~.variants.ChannelGate`, submodule ``channel_gate``) reweights the block's
+            input map before the spatial attention.
+        attention_scales: ``(1,)`` (the seed) or pooling factors such as ``(1, 2, 4)``: the
+            spatial attention runs at each scale and the maps are fused with learned weights
+            (:class:`~.variants.MultiScaleSpatialAttention`, then ``attention_conv``).
 
     ``forward(x)`` returns the seed's dict in train and eval mode alike:
     ``output`` [B, num_classes] logits, ``features`` [B, feature_dim],
     ``attention_weights`` [B, 1, h, w] and ``attended_features`` [B, C, h, w], where
     ``(C, h, w)`` is the image's shape without a trunk and the trunk map's shape with one.
+    The options add keys and keep the meaning of these: with several scales
+    ``attention_weights`` is the fused map and ``attention_scales`` [B, S, 1, h, w] holds the
+    per-scale maps (upsampled to ``(h, w)``); with a channel gate ``channel_weights`` [B, C]
+    holds its weights and ``attended_features`` is the gated map times the spatial attention.
+    With the defaults the model, its state_dict keys and its outputs are exactly the seed's.
     """
 
     def __init__(
@@ -39,6 +57,8 @@ class AttentionMapModel(nn.Module):
         attention_reduction: int = 4,
         dropout: float = 0.3,
         trunk: str | None = None,
+        channel_attention: str | None = None,
+        attention_scales: Sequence[int] = (1,),
     ) -> None:
         super().__init__()
         if num_classes < 1 or feature_dim < 1:
@@ -49,6 +69,8 @@ class AttentionMapModel(nn.Module):
         self.attention_reduction = attention_reduction
         self.dropout = dropout
         self.trunk_name = trunk
+        self.channel_attention = check_channel_attention(channel_attention)
+        self.attention_scales = check_scales(attention_scales)
         block_channels = input_channels
         if trunk is not None:
             spec = trunk_spec(trunk)
@@ -56,7 +78,12 @@ class AttentionMapModel(nn.Module):
                 raise ValueError(f"trunk {trunk!r} takes {spec.input_channels}-channel images, got input_channels={input_channels}")
             self.trunk = spec.build()
             block_channels = spec.out_channels
-        self.attention_conv = spatial_attention(block_channels, attention_reduction)
+        if self.channel_attention is not None:
+            self.channel_gate = ChannelGate(block_channels, self.channel_attention, attention_reduction)
+        if self.multiscale:
+            self.attention_conv = MultiScaleSpatialAttention(block_channels, self.attention_scales, attention_reduction)
+        else:
+            self.attention_conv = spatial_attention(block_channels, attention_reduction)
         self.feature_extractor = feature_extractor(block_channels)
         self.fusion = nn.Sequential(nn.Linear(EXTRACTOR_WIDTH, feature_dim), nn.ReLU(), nn.Dropout(dropout))
         self.classifier = nn.Sequential(nn.Linear(feature_dim, num_classes))
@@ -71,17 +98,26 @@ class AttentionMapModel(nn.Module):
             "attention_reduction": self.attention_reduction,
             "dropout": self.dropout,
             "trunk": self.trunk_name,
+            "channel_attention": self.channel_attention,
+            "attention_scales": list(self.attention_scales),
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "AttentionMapModel":
-        """Rebuild a model from :meth:`get_config`'s dict; unknown keys are an error."""
-        config = dict(config)
-        known = {"num_classes", "feature_dim", "input_channels", "attention_reduction", "dropout", "trunk"}
+        """Rebuild a model from :meth:`get_config`'s dict; unknown keys are an error, missing
+        optional keys take their :data:`DEFAULTS` (configs written before an option existed)."""
+        known = {"num_classes", "feature_dim", "input_channels", *DEFAULTS}
         unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}; known: {sorted(known)}")
+        config = {**DEFAULTS, **config}
+        config["attention_scales"] = tuple(config["attention_scales"])
         return cls(**config)
+
+    @property
+    def multiscale(self) -> bool:
+        """True when the spatial attention runs at more than one scale (or at one scale other than 1)."""
+        return self.attention_scales != (1,)
 
     @property
     def default_target_layer(self) -> str:
@@ -96,15 +132,24 @@ class AttentionMapModel(nn.Module):
 
     # -- forward -------------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Trunk (if any), attention gate and extractor: ``attention_weights``, ``attended_features``, ``pooled``."""
+        """Trunk (if any), channel gate (if any), attention gate and extractor: ``attention_weights``,
+        ``attended_features``, ``pooled`` and the options' keys (``channel_weights``, ``attention_scales``)."""
         if x.dim() != 4 or x.shape[1] != self.input_channels:
             raise ValueError(f"expected a [B, {self.input_channels}, H, W] tensor, got shape {tuple(x.shape)}")
         if self.trunk_name is not None:
             x = self.trunk(x)
-        attention_weights = self.attention_conv(x)
+        extra: dict[str, torch.Tensor] = {}
+        if self.channel_attention is not None:
+            channel_weights = self.channel_gate(x)
+            x = x * channel_weights
+            extra["channel_weights"] = channel_weights.flatten(1)
+        if self.multiscale:
+            attention_weights, extra["attention_scales"] = self.attention_conv(x)
+        else:
+            attention_weights = self.attention_conv(x)
         attended_features = x * attention_weights
         pooled = self.feature_extractor(attended_features).flatten(1)
-        return {"attention_weights": attention_weights, "attended_features": attended_features, "pooled": pooled}
+        return {"attention_weights": attention_weights, "attended_features": attended_features, "pooled": pooled, **extra}
 
     def forward_head(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
         """Fusion and classifier on the pooled 256-d vector: ``features`` and ``output``."""
@@ -119,4 +164,5 @@ class AttentionMapModel(nn.Module):
             "features": head["features"],
             "attention_weights": body["attention_weights"],
             "attended_features": body["attended_features"],
+            **{key: value for key, value in body.items() if key in OPTION_KEYS},
         }

@@ -9,7 +9,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save
@@ -88,9 +88,12 @@ def optimizer_from_files(optimizer: torch.optim.Optimizer, tensors: dict[str, to
 
 def save_training_checkpoint(
     out_dir: Path, model: AttentionMapModel, optimizer: torch.optim.Optimizer, state: TrainerState,
-    train_config: dict[str, Any], release: CheckpointConfig, keep: int,
+    train_config: dict[str, Any], release: CheckpointConfig, keep: int, *, extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write ``checkpoints/step-XXXXXXX`` (temp folder + rename), point ``latest`` at it, prune old ones."""
+    """Write ``checkpoints/step-XXXXXXX`` (temp folder + rename), point ``latest`` at it, prune old ones.
+
+    ``extra(folder)`` writes further files (e.g. a temporal head) into the temp folder before the rename.
+    """
     root = out_dir / "checkpoints"
     name = f"step-{state.step:07d}"
     tmp = root / f".{name}.tmp"
@@ -103,6 +106,8 @@ def save_training_checkpoint(
     capture_rng(state)
     atomic_write_json(tmp / "trainer_state.json", state.to_json())
     atomic_write_json(tmp / "train_config.json", train_config)
+    if extra is not None:
+        extra(tmp)
     final = root / name
     if final.exists():
         shutil.rmtree(final)

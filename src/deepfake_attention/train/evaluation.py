@@ -31,7 +31,9 @@ def evaluate_loss_auc(model: torch.nn.Module, dataset: Dataset, batch_size: int,
     shard = Subset(dataset, list(range(dist.rank(), len(dataset), dist.world_size())))
     logits, labels = [], []
     for batch in DataLoader(shard, batch_size=batch_size, num_workers=workers):
-        logits.append(model(batch["image"].to(device, memory_format=torch.channels_last))["output"].float().cpu())
+        images = batch["image"]  # [B, 3, H, W] images, or [B, T, 3, H, W] clips (which cannot be channels_last)
+        layout = torch.channels_last if images.dim() == 4 else torch.preserve_format
+        logits.append(model(images.to(device, memory_format=layout))["output"].float().cpu())
         labels.append(batch["label"])
     model.train(was_training)
     parts = dist.gather_objects((torch.cat(logits) if logits else torch.zeros(0, 2), torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)))

@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointConfig, Preprocess, save_checkpoint
-from ..device import resolve_device
+from ..device import amp_dtype, resolve_device
 from ..model import AttentionMapModel
+from ..model.temporal import TEMPORAL_FILE, ClipModel, TemporalAttentionPooling, save_temporal_head
 from . import distributed as dist
 from .checkpoint import TrainerState, latest_checkpoint, load_training_checkpoint, save_training_checkpoint
 from .config import TrainConfig
@@ -68,18 +69,13 @@ def learning_rate(step: int, total: int, cfg: TrainConfig) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "off" or (mode == "auto" and device.type != "cuda"):
-        return None
-    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
-
-
 def build_model(cfg: TrainConfig) -> AttentionMapModel:
     """The model the config describes, with the trunk's ImageNet weights when given."""
     m = cfg.model
-    model = AttentionMapModel(feature_dim=m.feature_dim, dropout=m.dropout, attention_reduction=m.attention_reduction, trunk=m.trunk)
+    model = AttentionMapModel(
+        feature_dim=m.feature_dim, dropout=m.dropout, attention_reduction=m.attention_reduction, trunk=m.trunk,
+        channel_attention=m.channel_attention, attention_scales=tuple(m.attention_scales),
+    )
     if m.trunk is None:
         return model
     path = Path(m.imagenet_weights) if m.imagenet_weights else None
@@ -92,6 +88,21 @@ def build_model(cfg: TrainConfig) -> AttentionMapModel:
     elif m.fetch_imagenet == "hub":
         model.load_trunk_imagenet(download=True)
     return model
+
+
+def build_temporal_head(cfg: TrainConfig, model: AttentionMapModel) -> TemporalAttentionPooling | None:
+    """The temporal head ``cfg.temporal`` asks for (None when off); ``init_from`` loads the frame model's weights."""
+    t = cfg.temporal
+    if not t.enabled:
+        return None
+    if t.init_from:
+        from ..checkpoint import load_checkpoint
+
+        start, _ = load_checkpoint(t.init_from)
+        if start.get_config() != model.get_config():
+            raise ValueError(f"temporal.init_from {t.init_from} holds a model {start.get_config()}, but the config builds {model.get_config()}")
+        model.load_state_dict(start.state_dict(), strict=True)
+    return TemporalAttentionPooling(model.get_config()["feature_dim"], t.hidden, dropout=t.dropout)
 
 
 def release_config(cfg: TrainConfig, model: AttentionMapModel, info: dict[str, Any]) -> CheckpointConfig:
@@ -119,21 +130,27 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
     torch.use_deterministic_algorithms(cfg.run.deterministic, warn_only=True)
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg)
+    head = build_temporal_head(cfg, model)
     if cfg.optim.sync_batchnorm and dist.is_distributed():
         # torch's SyncBatchNorm is GPU-only; ours sums statistics over ranks on any device
         model = convert_batchnorm(model) if device.type == "cpu" else torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device, memory_format=torch.channels_last)  # measured 4x faster training steps on CPU
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    # clip batches [B, T, 3, H, W] go through the frame model, then the temporal head
+    trainable = model if head is None else ClipModel(model, head, freeze_frame_model=cfg.temporal.freeze_frame_model).to(device)
+    decay = [p for n, p in trainable.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in trainable.named_parameters() if p.requires_grad and p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.optim.lr, eps=cfg.optim.adam_eps)
     state = TrainerState()
     if resume and (folder := latest_checkpoint(out)) is not None:
         state = load_training_checkpoint(folder, model, optimizer)
-    net = DistributedDataParallel(model) if dist.is_distributed() else model
+        if head is not None:
+            _load_head(head, folder)
+    # clip runs leave the frame classifier out of the loss: DDP must allow unused parameters then
+    net = DistributedDataParallel(trainable, find_unused_parameters=head is not None) if dist.is_distributed() else trainable
     drop_last = dist.is_distributed()
     spe = steps_per_epoch(len(train_set), cfg.data.batch_size, drop_last)
     total = cfg.optim.epochs * spe if cfg.optim.max_steps is None else min(cfg.optim.epochs * spe, cfg.optim.max_steps)
-    amp = _amp_dtype(cfg.optim.amp, device)
+    amp = amp_dtype(cfg.optim.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     main = dist.is_main()
     if main:
@@ -157,18 +174,25 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
             lr = learning_rate(state.step, total, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            images = batch["image"].to(device, non_blocking=True, memory_format=torch.channels_last)
+            clips = batch["image"].dim() == 5  # channels_last is for 4-D tensors; ClipModel applies it per frame
+            images = batch["image"].to(device, non_blocking=True, memory_format=torch.preserve_format if clips else torch.channels_last)
             labels = batch["label"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 outputs = net(images)
             masks = batch["mask"].to(device, non_blocking=True) if "mask" in batch else None
             has_mask = batch["has_mask"].to(device) if "has_mask" in batch else None
-            terms = training_losses(outputs["output"], outputs["attention_weights"], labels, masks, has_mask, cfg.loss)
+            map_labels = None
+            if clips:  # one attention map per frame: per-frame masks and labels for the mask loss
+                masks = masks.flatten(0, 1) if masks is not None else None
+                has_mask = has_mask.flatten() if has_mask is not None else None
+                frame_labels = batch["frame_label"].to(device) if "frame_label" in batch else labels[:, None].expand(-1, images.shape[1])
+                map_labels = frame_labels.flatten()
+            terms = training_losses(outputs["output"], outputs["attention_weights"], labels, masks, has_mask, cfg.loss, map_labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["total"]).backward()
             scaler.unscale_(optimizer)
             if cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                torch.nn.utils.clip_grad_norm_([p for p in trainable.parameters() if p.requires_grad], cfg.optim.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             state.step += 1
@@ -184,9 +208,9 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
             bar.update(1)
             evaluate_now = cfg.run.eval_every and state.step % cfg.run.eval_every == 0
             if evaluate_now and val_set is not None:
-                stopped_early = _validate(model, val_set, cfg, state, device, out, history, log)
+                stopped_early = _validate(trainable, val_set, cfg, state, device, out, history, log)
             if state.step % cfg.run.checkpoint_every == 0:
-                _checkpoint(out, model, optimizer, state, cfg, main)
+                _checkpoint(out, trainable, optimizer, state, cfg, main)
             if stopped_early or state.step >= total or _paused(cfg, state):
                 break
         if _paused(cfg, state):
@@ -195,16 +219,16 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
             state.epoch += 1
             state.step_in_epoch = 0
             if not cfg.run.eval_every and val_set is not None and not stopped_early:
-                stopped_early = _validate(model, val_set, cfg, state, device, out, history, log)
+                stopped_early = _validate(trainable, val_set, cfg, state, device, out, history, log)
     bar.close()
-    _checkpoint(out, model, optimizer, state, cfg, main)
+    _checkpoint(out, trainable, optimizer, state, cfg, main)
     model_dir = out / "model"
     if main:
         best = out / "best"
         source = best if (best / "config.json").is_file() else None
         info = {"step": state.step, "best_step": state.best_step, "best_val_loss": None if math.isinf(state.best_val_loss) else state.best_val_loss, "train_config": cfg.to_dict()}
         if source is None:
-            save_checkpoint(model, model_dir, release_config(cfg, model, info))
+            _save_release(trainable, model_dir, release_config(cfg, model, info))
         else:
             import shutil
 
@@ -222,14 +246,38 @@ def _paused(cfg: TrainConfig, state: TrainerState) -> bool:
     return cfg.run.stop_at_step is not None and state.step >= cfg.run.stop_at_step
 
 
-def _checkpoint(out: Path, model: AttentionMapModel, optimizer: torch.optim.Optimizer, state: TrainerState, cfg: TrainConfig, main: bool) -> None:
+def _frame_model(trainable: torch.nn.Module) -> AttentionMapModel:
+    return trainable.frame_model if isinstance(trainable, ClipModel) else trainable
+
+
+def _save_release(trainable: torch.nn.Module, directory: Path, config: CheckpointConfig) -> None:
+    """A release checkpoint of the frame model, plus the temporal head's file when training one."""
+    save_checkpoint(_frame_model(trainable), directory, config)
+    if isinstance(trainable, ClipModel):
+        save_temporal_head(trainable.head, directory)
+
+
+def _load_head(head: TemporalAttentionPooling, folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    from ..checkpoint import load_strict
+
+    path = folder / TEMPORAL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} has no {TEMPORAL_FILE}: it was not written by a temporal (clip) run; resume without temporal.enabled")
+    load_strict(head, load_file(str(path)), str(path))
+
+
+def _checkpoint(out: Path, trainable: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainerState, cfg: TrainConfig, main: bool) -> None:
     if main:
+        model = _frame_model(trainable)
         info = {"step": state.step, "train_config": cfg.to_dict()}
-        save_training_checkpoint(out, model, optimizer, state, cfg.to_dict(), release_config(cfg, model, info), cfg.run.keep_checkpoints)
+        head = (lambda folder: save_temporal_head(trainable.head, folder)) if isinstance(trainable, ClipModel) else None
+        save_training_checkpoint(out, model, optimizer, state, cfg.to_dict(), release_config(cfg, model, info), cfg.run.keep_checkpoints, extra=head)
     dist.barrier()
 
 
-def _validate(model: AttentionMapModel, val_set: Dataset, cfg: TrainConfig, state: TrainerState, device: torch.device, out: Path, history: list, log: "_Log | None") -> bool:
+def _validate(model: torch.nn.Module, val_set: Dataset, cfg: TrainConfig, state: TrainerState, device: torch.device, out: Path, history: list, log: "_Log | None") -> bool:
     """Validate, keep the best weights in ``out/best``, and say whether to stop early."""
     metrics = evaluate_loss_auc(model, val_set, cfg.data.batch_size, device, workers=cfg.data.workers)
     metrics.update(step=state.step, epoch=state.epoch)
@@ -238,7 +286,7 @@ def _validate(model: AttentionMapModel, val_set: Dataset, cfg: TrainConfig, stat
         state.best_val_loss, state.best_step, state.bad_evals = metrics["val_loss"], state.step, 0
         if dist.is_main():
             info = {"step": state.step, "val": metrics, "train_config": cfg.to_dict()}
-            save_checkpoint(model, out / "best", release_config(cfg, model, info))
+            _save_release(model, out / "best", release_config(cfg, _frame_model(model), info))
     else:
         state.bad_evals += 1
     if log:

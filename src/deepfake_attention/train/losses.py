@@ -48,8 +48,14 @@ def training_losses(
     masks: torch.Tensor | None,
     has_mask: torch.Tensor | None,
     cfg: LossSection,
+    mask_labels: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """All loss terms (unweighted) and ``total`` (weighted sum), in fp32."""
+    """All loss terms (unweighted) and ``total`` (weighted sum), in fp32.
+
+    ``mask_labels``: the labels of the attention maps' samples when they are not those of the
+    logits (clip batches: one label per clip, one map per frame); default ``labels``.
+    """
+    map_labels = labels if mask_labels is None else mask_labels
     terms = {"ce": F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)}
     total = terms["ce"]
     if cfg.entropy:
@@ -64,12 +70,12 @@ def training_losses(
     if cfg.mask and masks is not None and has_mask is not None:
         # per-sample BCE on fakes with masks, summed and divided by the whole batch size: a mean over
         # the selected samples would weigh ranks with few fakes up and break DDP's equivalence.
-        selected = has_mask.bool() & (labels == 1)
+        selected = has_mask.bool() & (map_labels == 1)
         if bool(selected.any()):
             target = mask_targets(masks[selected], tuple(attention.shape[-2:]), cfg.mask_target)
             predicted = attention[selected].float().clamp(_EPS, 1.0 - _EPS)
             per_sample = F.binary_cross_entropy(predicted, target, reduction="none").flatten(1).mean(dim=1)
-            terms["mask"] = per_sample.sum() / labels.numel()
+            terms["mask"] = per_sample.sum() / map_labels.numel()
         else:
             terms["mask"] = logits.new_zeros((), dtype=torch.float32)
         total = total + cfg.mask * terms["mask"]

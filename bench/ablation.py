@@ -1,0 +1,283 @@
+"""Ablation of the seed's enhancements: seed vs +channel vs +multi-scale vs both, N seeds per arm.
+
+Every arm trains the default recipe (``configs/default_model.toml``: the seed block on the
+MobileNetV2 trunk, self-blended fakes made on the fly) for the same number of steps per seed, is
+calibrated on the recipe's calibration split, then scored on the same held-out sets: the held-out
+identity (``test_sbi``) and the differently made family (``test_other``). One table: AUC, EER,
+attention pixel-AUC and pointing game against the forgery masks (Grad-CAM++ and the attention
+gate), Average Drop, parameter count and images/s, each metric with a 95% CI from a two-level
+bootstrap (seeds resampled, then test faces resampled within each class; the estimate is the
+mean over seeds). Data come from ``train.recipe.prepare`` (or an existing prepared folder).
+
+    python bench/ablation.py --data ../shared/data --work runs/ablation                   # 4 arms x 3 seeds, 150 steps
+    python bench/ablation.py --prepared runs/default-model/data --work runs/ablation --minutes 15
+    python bench/ablation.py --data ../shared/data --work /tmp/abl --arms seed,both --seeds 1 --steps 2 \\
+        --train-frames 2 --heldout-frames 4 --other-frames 2 --set data.size=64 --set data.batch_size=8   # smoke
+
+Runs already finished in ``--work`` are reused (delete a run folder to redo it). Writes
+``ablation.json`` (per-seed numbers, CIs, settings) and ``ablation.md`` (the table) into ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import interleaved_medians
+from deepfake_attention import Detector, GradCAMPlusPlus
+from deepfake_attention.calibrate import calibrate
+from deepfake_attention.data.datasets import read_mask
+from deepfake_attention.data.manifest import read_manifest
+from deepfake_attention.data.media import read_image
+from deepfake_attention.detector import fake_minus_real
+from deepfake_attention.device import resolve_device
+from deepfake_attention.eval_metrics import batches, predict_probs
+from deepfake_attention.evaluation import evaluate
+from deepfake_attention.metrics import auc_roc, equal_error_rate, explanation_images, localization_scores
+from deepfake_attention.train import load_config, train
+from deepfake_attention.train.recipe import CONFIG, prepare
+
+ARMS = {
+    "seed": [],
+    "channel": ["model.channel_attention='se'"],
+    "multiscale": ["model.attention_scales=[1, 2, 4]"],
+    "both": ["model.channel_attention='se'", "model.attention_scales=[1, 2, 4]"],
+}
+TESTS = ("test_sbi", "test_other")
+MAPS = ("gradcampp", "attention")
+COLUMNS = ["auc", "eer", "pixel_auc/gradcampp", "pointing/gradcampp", "pixel_auc/attention", "pointing/attention", "average_drop/gradcampp"]
+
+
+def prepared_paths(folder: Path) -> dict[str, Path]:
+    """The paths ``prepare`` returns, for a folder it already filled (raises when one is missing)."""
+    paths = {"faces_train": folder / "faces-train", "prior_masks": folder / "faces-train" / "manifest.csv",
+             "calibration": folder / "heldout-sbi" / "calibration.csv", "test_sbi": folder / "heldout-sbi" / "test.csv",
+             "test_other": folder / "heldout-other" / "manifest.csv"}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not a prepared data folder; missing {missing}")
+    return paths
+
+
+def seconds_per_step(cfg) -> float:  # noqa: ANN001 - TrainConfig
+    """Median seconds of a training step (data, forward, backward, AdamW) over 3 steps after one warm-up."""
+    from deepfake_attention.train.data import build_datasets
+    from deepfake_attention.train.loop import build_model
+    from deepfake_attention.train.losses import training_losses
+
+    train_set, _ = build_datasets(cfg)
+    device = resolve_device(cfg.run.device)
+    model = build_model(cfg).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for step in range(4):
+        start = time.perf_counter()
+        items = [train_set[(step * cfg.data.batch_size + k) % len(train_set)] for k in range(cfg.data.batch_size)]
+        batch = torch.utils.data.default_collate(items)
+        out = model(batch["image"].to(device))
+        terms = training_losses(out["output"], out["attention_weights"], batch["label"].to(device), batch["mask"].to(device), batch["has_mask"].to(device), cfg.loss)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def score_run(detector: Detector, rows: list, batch_size: int) -> dict[str, np.ndarray]:
+    """Per test face: label, calibrated P(fake), and per map pixel-AUC, pointing game (fakes with a
+    mask, else NaN) and Average Drop % (correctly classified fakes, else NaN)."""
+    size, threshold = detector.config.preprocess.size, detector.threshold
+    got: dict[str, list] = {"y": [], "p": [], **{f"{m}/{k}": [] for m in MAPS for k in ("pixel_auc", "pointing", "drop")}}
+    for chunk in batches(rows, batch_size):
+        images = [read_image(row.path) for row in chunk]
+        preds = detector.predict(images, cam=True)
+        y = np.array([int(row.is_fake) for row in chunk])
+        p = np.array([pred.prob_fake for pred in preds])
+        crops = np.stack([pred.crop for pred in preds])
+        maps = {"gradcampp": np.stack([pred.gradcampp for pred in preds]), "attention": np.stack([pred.attention for pred in preds])}
+        masked = [k for k, row in enumerate(chunk) if row.is_fake and row.mask]
+        correct = np.flatnonzero((y == 1) & (p >= threshold))
+        for name, values in maps.items():
+            pix, hit, drop = np.full(len(chunk), np.nan), np.full(len(chunk), np.nan), np.full(len(chunk), np.nan)
+            if masked:
+                soft = np.stack([read_mask(chunk[k].mask, size, images[k].shape[:2]) for k in masked]) / 255.0
+                scores = localization_scores(values[masked].astype(np.float64), soft)
+                pix[masked], hit[masked] = scores["pixel_auc"], scores["pointing_game"]
+            if correct.size:
+                explained = predict_probs(detector, explanation_images(crops[correct], values[correct]), batch_size)
+                drop[correct] = 100.0 * np.maximum(0.0, p[correct] - explained) / p[correct]
+            got[f"{name}/pixel_auc"] += pix.tolist()
+            got[f"{name}/pointing"] += hit.tolist()
+            got[f"{name}/drop"] += drop.tolist()
+        got["y"] += y.tolist()
+        got["p"] += p.tolist()
+    return {key: np.asarray(values, dtype=np.int64 if key == "y" else np.float64) for key, values in got.items()}
+
+
+COLUMN_KEYS = {"pixel_auc/gradcampp": "gradcampp/pixel_auc", "pointing/gradcampp": "gradcampp/pointing", "pixel_auc/attention": "attention/pixel_auc",
+               "pointing/attention": "attention/pointing", "average_drop/gradcampp": "gradcampp/drop"}
+
+
+def metric(column: str, s: dict[str, np.ndarray], idx: np.ndarray) -> float:
+    """One table column on the faces ``idx`` of one run's scores ``s`` (NaN when undefined there)."""
+    y, p = s["y"][idx], s["p"][idx]
+    if column in ("auc", "eer"):
+        if y.min() == y.max():
+            return float("nan")
+        return auc_roc(y, p) if column == "auc" else equal_error_rate(y, p).eer
+    values = s[COLUMN_KEYS[column]][idx]
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def two_level_ci(runs: list[dict[str, np.ndarray]], column: str, n: int, seed: int) -> dict[str, float]:
+    """Mean over seeds of ``column``, and the 95% percentile CI of a bootstrap that resamples the
+    seeds and, per replicate, the test faces within each class (the same faces for every seed)."""
+    everyone = np.arange(runs[0]["y"].size)
+    estimate = float(np.mean([metric(column, r, everyone) for r in runs]))
+    groups = [np.flatnonzero(runs[0]["y"] == c) for c in (0, 1)]
+    stats = []
+    for b in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, b]))
+        picked = rng.integers(0, len(runs), size=len(runs))
+        idx = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in groups])
+        stats.append(np.mean([metric(column, runs[k], idx) for k in picked]))
+    stats = np.asarray(stats)
+    stats = stats[np.isfinite(stats)]
+    low, high = np.percentile(stats, [2.5, 97.5]) if stats.size else (float("nan"), float("nan"))
+    return {"estimate": estimate, "low": float(low), "high": float(high), "per_seed": [metric(column, r, everyone) for r in runs]}
+
+
+def throughput(detectors: dict[str, Detector], batch: int) -> dict[str, dict[str, float]]:
+    """Images/s per arm of the forward (inference mode) and of forward + Grad-CAM++: medians of 7
+    timings, all arms timed in alternation so that load drift hits them alike."""
+    fns = {}
+    for arm, detector in detectors.items():
+        size = detector.config.preprocess.size
+        x = torch.randn(batch, 3, size, size, device=detector.device).contiguous(memory_format=torch.channels_last)
+        cam = GradCAMPlusPlus(detector.model, detector.config.target_layer)
+
+        def forward(model: torch.nn.Module = detector.model, x: torch.Tensor = x) -> None:
+            with torch.inference_mode():
+                model(x)
+
+        fns[f"{arm}/forward"] = forward
+        fns[f"{arm}/gradcampp"] = lambda cam=cam, x=x: cam.compute(x, score_fn=fake_minus_real)
+    seconds = interleaved_medians(fns, repeats=7, warmup=1)
+    return {arm: {kind: batch / seconds[f"{arm}/{kind}"] for kind in ("forward", "gradcampp")} for arm in detectors}
+
+
+def run_arm_seed(arm: str, seed: int, paths: dict[str, Path], work: Path, args: argparse.Namespace, steps: int) -> dict:
+    """Train (unless done), calibrate and score one seed of one arm; returns the run's record."""
+    folder = work / arm / f"seed-{seed}"
+    record_path = folder / "record.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record["requested_steps"] != steps:
+            raise SystemExit(f"{folder} was trained for {record['requested_steps']} steps, not {steps}: delete it or use another --work")
+        return record
+    config_path = Path(str(resources.files("deepfake_attention.configs") / CONFIG))
+    overrides = [f"run.out={json.dumps(str(folder / 'train'))}", f"run.seed={seed}", f"run.device={json.dumps(args.device)}",
+                 f"data.real_faces={json.dumps([str(paths['faces_train'])])}", f"data.val={json.dumps([str(paths['calibration'])])}",
+                 f"optim.max_steps={steps}", "run.tensorboard=false", *ARMS[arm], *args.overrides]
+    started = time.perf_counter()
+    result = train(load_config(config_path, overrides))
+    minutes = (time.perf_counter() - started) / 60
+    calibration = calibrate(result.model_dir, paths["calibration"], device=args.device)
+    detector = Detector.load(result.model_dir, device=args.device)
+    record = {"arm": arm, "seed": seed, "requested_steps": steps, "steps": result.step, "train_minutes": minutes, "model_dir": str(result.model_dir),
+              "temperature": calibration.temperature, "threshold": calibration.threshold, "scores": {}, "evaluate": {}}
+    for test in TESTS:
+        rows = read_manifest(paths[test])
+        scores = score_run(detector, rows, args.batch_size)
+        np.savez(folder / f"scores-{test}.npz", **scores)
+        record["scores"][test] = str(folder / f"scores-{test}.npz")
+        if args.reports:
+            metrics = evaluate(rows, folder / f"eval-{test}", model=detector, prior_masks=paths["prior_masks"], bootstrap=0,
+                               faithfulness_limit=0, batch_size=args.batch_size, progress=False, command="bench/ablation.py").metrics
+            record["evaluate"][test] = {"auc": metrics["classification"]["auc_roc"], "eer": metrics["classification"]["eer"],
+                                        "average_drop/gradcampp": metrics["faithfulness"]["gradcampp"]["average_drop"]}
+    record["parameters"] = sum(p.numel() for p in detector.model.parameters())
+    record["device"] = str(detector.device)
+    record_path.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def fmt(ci: dict[str, float]) -> str:
+    return "n/a" if math.isnan(ci["estimate"]) else f"{ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding real-videos/ (for prepare)")
+    parser.add_argument("--prepared", type=Path, default=None, help="reuse a folder prepare() already filled (e.g. runs/default-model/data)")
+    parser.add_argument("--work", type=Path, default=Path("runs/ablation"), help="output folder (runs, ablation.json, ablation.md)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms out of {','.join(ARMS)}")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (0, 1, ..., N-1; default 3)")
+    parser.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
+    parser.add_argument("--minutes", type=float, default=None, help="instead of --steps: a time budget per run; steps from a timed probe of the slowest arm")
+    parser.add_argument("--batch-size", type=int, default=32, help="scoring batch size (training: data.batch_size of the config)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates per CI (default 1000)")
+    parser.add_argument("--reports", action=argparse.BooleanOptionalAction, default=True, help="also run evaluate() per run (metrics.json, report.html)")
+    parser.add_argument("--train-frames", type=int, default=96)
+    parser.add_argument("--heldout-frames", type=int, default=64)
+    parser.add_argument("--other-frames", type=int, default=32)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override the training config of every arm")
+    args = parser.parse_args()
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms or args.seeds < 1:
+        parser.error(f"--arms must name some of {list(ARMS)} (got {unknown or arms}) and --seeds must be >= 1")
+    args.work.mkdir(parents=True, exist_ok=True)
+    paths = prepared_paths(args.prepared) if args.prepared else None
+    if paths is None:
+        try:
+            paths = prepared_paths(args.work / "data")
+        except FileNotFoundError:
+            paths = prepare(args.data, args.work / "data", train_frames=args.train_frames, heldout_frames=args.heldout_frames, other_frames=args.other_frames)
+    steps = args.steps
+    if args.minutes is not None:
+        slowest = "both" if "both" in arms else arms[-1]
+        cfg = load_config(Path(str(resources.files("deepfake_attention.configs") / CONFIG)), [
+            f"data.real_faces={json.dumps([str(paths['faces_train'])])}", f"run.device={json.dumps(args.device)}", *ARMS[slowest], *args.overrides])
+        per_step = seconds_per_step(cfg)
+        steps = max(1, int(0.9 * args.minutes * 60 / per_step))
+        print(f"{per_step:.2f} s per step ({slowest}); {steps} steps per run fit {args.minutes} minutes (90%, validation not counted)")
+    records = {arm: [run_arm_seed(arm, seed, paths, args.work, args, steps) for seed in range(args.seeds)] for arm in arms}
+    differences = [abs(value - metric(column, dict(np.load(r["scores"][test])), np.arange(len(np.load(r["scores"][test])["y"]))))
+                   for runs in records.values() for r in runs for test, numbers in r["evaluate"].items()
+                   for column, value in numbers.items() if value is not None]
+    if differences:
+        print(f"cross-check with evaluate()'s metrics.json: largest |difference| over {len(differences)} numbers = {max(differences):.2e}")
+    speed = throughput({arm: Detector.load(records[arm][0]["model_dir"], device=args.device) for arm in arms}, args.batch_size)
+    table, results = [], {}
+    for arm in arms:
+        for test in TESTS:
+            runs = [dict(np.load(r["scores"][test])) for r in records[arm]]
+            cis = {column: two_level_ci(runs, column, args.bootstrap, seed=0) for column in COLUMNS}
+            results[f"{arm}/{test}"] = cis
+            first = records[arm][0]
+            table.append([arm, test, *(fmt(cis[c]) for c in COLUMNS), f"{first['parameters']:,}",
+                          f"{speed[arm]['forward']:.1f}", f"{speed[arm]['gradcampp']:.1f}"])
+    header = ["arm", "test", *COLUMNS, "params", "img/s", "img/s +G++"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in table]
+    note = (f"{args.seeds} seed(s) per arm, {steps} steps each, {args.bootstrap} two-level bootstrap replicates (95% CI); "
+            f"pixel-AUC / pointing game against the soft masks (M >= 0.5) of the held-out fakes; Average Drop % over correctly classified fakes; "
+            f"images/s at batch {args.batch_size} on {records[arms[0]][0]['device']}.")
+    (args.work / "ablation.md").write_text("\n".join(lines) + "\n\n" + note + "\n")
+    (args.work / "ablation.json").write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "steps": steps,
+                                                         "results": results, "images_per_s": speed, "runs": records}, indent=2))
+    print("\n".join(lines) + "\n\n" + note)
+    print(f"\nwritten: {args.work / 'ablation.md'} and {args.work / 'ablation.json'}")
+
+
+if __name__ == "__main__":
+    main()
