@@ -10,12 +10,17 @@ from typing import Callable, Sequence
 
 
 def _add_analyze(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="image files and folders (walked recursively)")
+    parser.add_argument("inputs", nargs="+", help="image and video files and folders (walked recursively)")
     parser.add_argument("--out", default="out/analyze", help="output folder (default: out/analyze)")
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
     parser.add_argument("--batch-size", type=int, default=16, help="faces per forward pass (default 16)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding inputs (default 0: in process)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto; under torchrun each rank takes cuda:LOCAL_RANK)")
+    parser.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+                        help="mixed precision: auto (bf16, or fp16 where unsupported, on CUDA; off on CPU), off, bf16 or fp16; Grad-CAM++ maths stays fp32")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the scoring forward (used with --no-cam)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out: inputs already done are skipped (same model, options and inputs required)")
     parser.add_argument("--no-cam", action="store_true", help="skip Grad-CAM++ (faster; attention maps only)")
     parser.add_argument("--save-maps", choices=("none", "panel", "all"), default="panel", help="rendered files: none, a panel per input (default), or also per-face map PNGs")
     parser.add_argument("--threshold", type=float, default=None, help="P(fake) threshold for label=fake (default: the checkpoint's)")
@@ -23,6 +28,14 @@ def _add_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-on-no-face", action="store_true", help="exit 1 when an input has no face")
     parser.add_argument("--max-pixels", type=int, default=None, help="largest image decoded, in pixels (default 64 million)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    video = parser.add_argument_group("videos")
+    video.add_argument("--frames", type=int, default=32, help="frames sampled uniformly from each video (default 32)")
+    video.add_argument("--fps", type=float, default=None, help="sample videos every 1/FPS seconds instead of --frames (long videos are streamed in chunks)")
+    video.add_argument("--aggregate", choices=("mean", "median", "topk"), default="mean", help="per face track: mean (default), median or top-k mean of its frames' P(fake); a video scores the max over its tracks")
+    video.add_argument("--topk", type=int, default=3, help="k for --aggregate topk (default 3)")
+    video.add_argument("--annotate", action="store_true", help="also write each video's sampled frames with the heatmap on every face (annotated/*.mp4)")
+    video.add_argument("--temporal-head", action="store_true", help="score face tracks with the checkpoint's temporal-attention head (error if it has none; off by default)")
+    video.add_argument("--consistency-threshold", type=float, default=0.5, help="mark video frames whose attention map correlates less than this with the track's previous frame (default 0.5)")
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
@@ -30,14 +43,17 @@ def _run_analyze(args: argparse.Namespace) -> int:
     from .data.media import DEFAULT_MAX_PIXELS
 
     summary = analyze(
-        args.inputs, args.out, model=args.model, command=_command_line(),
-        batch_size=args.batch_size, workers=args.workers, device=args.device, cam=not args.no_cam,
+        args.inputs, args.out, model=args.model, command=_command_line(), resume=args.resume,
+        batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp, compile=args.compile, cam=not args.no_cam,
         save_maps=args.save_maps, threshold=args.threshold, face_detect=not args.no_face_detect,
         fail_on_no_face=args.fail_on_no_face, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-        progress=False if args.quiet else None,
+        progress=False if args.quiet else None, frames=args.frames, fps=args.fps, aggregate=args.aggregate, topk=args.topk,
+        annotate=args.annotate, temporal_head=args.temporal_head, consistency_threshold=args.consistency_threshold,
     )
-    if not args.quiet:
+    if not args.quiet and summary.rank == 0:
         _print_table(summary)
+        if summary.resumed_rows:
+            print(f"resumed: {summary.resumed_rows} of these rows were finished by an earlier run into this folder")
     return summary.exit_code
 
 
@@ -126,6 +142,51 @@ def _run_serve(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _add_features(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="image and video files and folders (walked recursively)")
+    parser.add_argument("--out", default="out/features.npz", help="features file (.npz, read with allow_pickle=False); its schema goes to <out>.json (default: out/features.npz)")
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default 32)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--no-face-detect", action="store_true", help="use each whole image (or video frame) as one face")
+    parser.add_argument("--frames-per-video", type=int, default=32, help="frames sampled uniformly from each video (default 32)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_features(args: argparse.Namespace) -> int:
+    from .features import write_features
+
+    features, path = write_features(args.inputs, args.out, model=args.model, device=args.device, batch_size=args.batch_size,
+                                    face_detect=not args.no_face_detect, frames_per_video=args.frames_per_video,
+                                    progress=False if args.quiet else None)
+    counts = features.meta["counts"]
+    print(f"{counts['faces']} faces from {counts['inputs']} inputs ({counts['ok']} ok, {counts['no_face']} no face, {counts['error']} error)")
+    print(f"features: {path}\nschema:   {path}.json")
+    return 1 if counts["error"] else 0
+
+
+def _add_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--format", choices=("onnx", "exported-program"), default="onnx",
+                        help="onnx (onnxruntime and other runtimes; default) or exported-program (torch.export, .pt2)")
+    parser.add_argument("--out", default="out/model", help="file to write; .onnx or .pt2 is added when missing (default: out/model)")
+    parser.add_argument("--static-size", action="store_true", help="fix height and width to the checkpoint's input size (default: dynamic)")
+    parser.add_argument("--native-maps", action="store_true", help="attention map at the model's native size instead of the input size")
+    parser.add_argument("--no-check", action="store_true", help="skip the parity check against the PyTorch model (max |difference| <= 1e-4)")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    result = export(args.model, args.out, args.format, dynamic_size=not args.static_size, upsample=not args.native_maps, check=not args.no_check)
+    print(f"{result.format}: {result.path} (description: {result.sidecar})")
+    if result.parity:
+        worst = max(max(p["logits_max_abs"], p["attention_max_abs"]) for p in result.parity)
+        print(f"parity with PyTorch on {len(result.parity)} input shapes: max |difference| {worst:.2e}")
+    print("Grad-CAM++ needs the PyTorch model (gradients); the exported graph returns logits and the attention map.")
+    return 0
+
+
 def _add_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="real face images, videos or folders (walked recursively)")
     parser.add_argument("--out", required=True, help="dataset folder to write: crops/, images/, masks/, manifest.csv, params.jsonl, synth.json")
@@ -203,9 +264,12 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train import load_config, train
 
     overrides = list(args.overrides) + ([f"run.out={json.dumps(args.out)}"] if args.out else [])
+    from .train.distributed import is_main
+
     result = train(load_config(args.config, overrides), resume=args.resume)
-    state = "paused" if result.paused else "stopped early" if result.stopped_early else "finished"
-    print(f"training {state} at step {result.step}; model: {result.model_dir}")
+    if is_main():
+        state = "paused" if result.paused else "stopped early" if result.stopped_early else "finished"
+        print(f"training {state} at step {result.step}; model: {result.model_dir}")
     return 0
 
 
@@ -235,6 +299,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "evaluate": ("evaluate a detector on a labelled manifest: metrics.json and an HTML report", _add_evaluate, _run_evaluate),
     "calibrate": ("fit a checkpoint's temperature and threshold on a held-out manifest", _add_calibrate, _run_calibrate),
     "serve": ("the web service and analyst page: HTTP API on uvicorn (needs the 'serve' extra)", _add_serve, _run_serve),
+    "features": ("write per-face 512-d features, calibrated scores, attention maps and boxes (.npz) for other detectors", _add_features, _run_features),
+    "export": ("export the detector to ONNX or a torch.export program (logits + attention map), with a parity check", _add_export, _run_export),
     "manifest": ("build a dataset manifest (CSV) from FaceForensics++, Celeb-DF v2 or real/ + fake/ folders", _add_manifest, _run_manifest),
 }
 

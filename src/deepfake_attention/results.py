@@ -18,7 +18,7 @@ ROW_FIELDS = (
     "path", "kind", "status", "error", "prob_fake", "label", "threshold", "faces",
     "model_sha256", "input_sha256", "seconds", "panel", "model_trained",
 )
-FACE_FIELDS = ("path", "face_index", "x0", "y0", "x1", "y1", "det_score", "prob_fake", "label", "attention_png", "gradcampp_png")
+FACE_FIELDS = ("path", "face_index", "x0", "y0", "x1", "y1", "det_score", "prob_fake", "label", "attention_png", "gradcampp_png", "words")
 
 
 @dataclass
@@ -31,6 +31,10 @@ class Detection:
     prob_fake: float
     attention_png: str | None = None
     gradcampp_png: str | None = None
+    words: str | None = None
+    """One-line summary of where the evidence lies (explain/words.py); left/right are the person's."""
+    regions: dict[str, float] | None = None
+    """Share of the map's energy per facial region (eyes, nose, mouth, boundary, skin, background)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,7 +91,7 @@ class ResultRow:
                 "path": self.path, "face_index": det.face_index, "x0": x0, "y0": y0, "x1": x1, "y1": y1,
                 "det_score": "" if det.det_score is None else f"{det.det_score:.4f}",
                 "prob_fake": f"{det.prob_fake:.6f}", "label": label,
-                "attention_png": det.attention_png or "", "gradcampp_png": det.gradcampp_png or "",
+                "attention_png": det.attention_png or "", "gradcampp_png": det.gradcampp_png or "", "words": det.words or "",
             })
         return rows
 

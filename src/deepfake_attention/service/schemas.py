@@ -34,6 +34,8 @@ class FaceResult(BaseModel):
     gradcampp_png: str | None = Field(
         None, description="Grad-CAM++ of fake-minus-real logit (RGBA PNG data URI): colour = inferno(value), "
         "alpha = 0.75 * prob_fake * value, so a confidently real face shows no hotspot. Null when Grad-CAM++ is off.")
+    words: str | None = Field(None, description="Where most evidence lies, in one sentence; left and right are the person's.")
+    regions: dict[str, float] | None = Field(None, description="Share of the explained map's energy per facial region.")
     model_config = ConfigDict(json_schema_extra={"example": _FACE_EXAMPLE})
 
 

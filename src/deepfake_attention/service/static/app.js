@@ -115,6 +115,12 @@ function faceItem(det, threshold) {
   text.append(`Face ${n}: `, label,
     ` · P(fake) = ${det.prob_fake.toFixed(3)} (threshold ${threshold.toFixed(2)}) · box ${det.box.join(", ")}`);
   item.append(thumb, text);
+  if (det.words) {
+    const words = document.createElement("p");
+    words.className = "words";
+    words.textContent = det.words;
+    item.appendChild(words);
+  }
   return item;
 }
 

@@ -1,0 +1,418 @@
+"""Videos in ``analyze``: sampled frames -> faces (in a DataLoader worker) -> chunks of face crops
+-> batched scores with Grad-CAM++ (main process) -> face tracks, per-track scores, attention
+consistency -> one result row, a timeline, a contact sheet and optionally an annotated video.
+
+**Memory.** The worker decodes sequentially (``data.video``: one or two frames alive), finds the
+faces of each sampled frame and keeps only their crops resized to the model's input size; it
+sends them in chunks of :data:`CHUNK_FRAMES` sampled frames, so crops in flight stay bounded
+however long the video or high the ``--fps``. The main process keeps per face-frame only its
+box and scores (a few hundred bytes), plus its feature vector with ``--temporal-head`` (2 KiB) and
+two 32x32 float16 maps with ``--annotate`` (4 KiB); attention consistency is computed on the fly
+over a window of the last ``max_gap + 1`` frames, and the contact sheet keeps the
+:data:`SHEET_FACES` best face-frames. The annotated video is written in a second decoding pass.
+
+**Scores.** Per face track (``data.tracks.link_tracks`` on the boxes in original pixels) the
+frames' P(fake) are reduced by ``aggregate`` (mean by default, median, or the mean of the
+``topk`` highest) and the video's P(fake) is the max over tracks (``metrics.video``). With
+``temporal_head`` the track score is the head's instead (uncalibrated: softmax of its logits).
+
+**Attention consistency** (the seed's temporal metric), per track: the Pearson correlation of the
+attention maps of consecutive frames of the track (``metrics.attention.frame_consistency``),
+compared at up to 56x56. The crops are squares centred on the detected face box, so the maps are
+already face-aligned; what remains is (a) the face's offset inside its crop when a crop was shifted
+to stay inside the frame, which we compensate (the shift of the face centre in crop coordinates,
+rounded to map pixels), and (b) the detector's box jitter, which we cannot measure without
+landmarks and leave in. A frame whose consistency with its predecessor in the track is below
+``consistency_threshold`` is marked ``low_consistency`` (and ringed on the timeline).
+
+**Row.** The image row's fields with ``kind="video"``; ``faces`` counts face tracks and
+``detections`` has one entry per track (``face_index`` = track id; the box, detector score and map
+PNGs of the track's most suspicious frame; ``prob_fake`` the track's score), so ``faces.csv`` has
+one row per track. ``extra`` adds ``frames`` (per sampled frame: ``sample_index``, ``frame_index``,
+``time_s`` from PTS, and per face its box, ``prob_fake``, ``track_id``, ``consistency``,
+``low_consistency``), ``tracks`` (per track: frame count, ``prob_mean`` / ``prob_median`` /
+``prob_topk`` / ``prob_max``, the chosen ``prob_fake`` and ``label``, ``consistency`` mean and
+counts, ``low_consistency_samples``, and ``temporal`` weights with the head), ``frames_without_face``,
+``video`` (probe info), ``sampling``, ``aggregation``, ``warning``, ``timeline_png``,
+``annotated_video`` and ``timings`` (decode, detect, model, render seconds).
+
+**Damaged files.** Files that cannot be opened or yield no frame become error rows with
+``data.video``'s message. A video that decodes only partly (truncated, damaged packets) is
+scored on the frames it gave: status ``ok`` (or ``no_face``) with that message in ``warning``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import FAKE_INDEX, Preprocess
+from .data.faces import FaceCrop, find_faces
+from .data.media import MediaError
+from .data.tracks import TrackConfig, link_tracks
+from .data.transforms import resize_square
+from .data.video import iter_sampled_frames
+from .detector import Detector, FacePrediction
+from .explain.render import FaceView, map_png, resize_map
+from .inputs import InputItem
+from .metrics.attention import frame_consistency, summarize
+from .metrics.video import aggregate_videos
+from .model.backbones import file_sha256
+from .model.temporal import TemporalAttentionPooling
+from .results import Detection, ResultRow
+from .video_report import AnnotatedFace, SheetFace, TimelineTrack, render_contact_sheet, render_timeline, write_annotated_video
+
+if TYPE_CHECKING:
+    from .analysis import AnalyzeOptions
+
+CHUNK_FRAMES = 16
+AGGREGATES = {"mean": "track-mean-then-max", "median": "track-median-then-max", "topk": "track-topk-then-max"}
+SHEET_FACES = 6
+CONSISTENCY_SIZE = 56
+STORED_MAP_SIZE = 32
+TRACKS = TrackConfig()
+
+
+@dataclass
+class SampledFaces:
+    """One sampled frame: its position, time (seconds from PTS) and faces (crops at the model's size)."""
+
+    sample_index: int
+    frame_index: int | None
+    time_s: float
+    faces: list[FaceCrop]
+
+
+@dataclass
+class VideoChunk:
+    """A worker's message: consecutive sampled frames of one video. The first carries ``info``;
+    the last has ``last=True`` and the decoder's ``warning`` or the ``error`` that ended it."""
+
+    index: int
+    item: InputItem
+    frames: list[SampledFaces]
+    first: bool
+    last: bool
+    info: dict[str, Any] | None = None
+    input_sha256: str | None = None
+    warning: str | None = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def faces(self) -> list[FaceCrop]:
+        return [face for frame in self.frames for face in frame.faces]
+
+
+def iter_video_chunks(index: int, item: InputItem, options: "AnalyzeOptions", preprocess: Preprocess) -> Iterator[VideoChunk]:
+    """Decode, sample and find faces (worker side); yields :class:`VideoChunk` messages, the last one
+    with ``last=True``. Media errors never escape: they end the video with an error chunk."""
+    state: dict[str, Any] = {"first": True, "frames": [], "timings": {"decode_s": 0.0, "detect_s": 0.0}}
+    try:
+        sha = file_sha256(item.path)
+    except OSError:
+        sha = None  # missing or unreadable: opening the video below says which, in words
+
+    def chunk(last: bool, **fields: Any) -> VideoChunk:
+        message = VideoChunk(index, item, state["frames"], state["first"], last, input_sha256=sha, timings=state["timings"], **fields)
+        state.update(first=False, frames=[], timings={"decode_s": 0.0, "detect_s": 0.0})
+        return message
+
+    try:
+        clock = time.perf_counter()
+        with iter_sampled_frames(item.path, frames=options.frames, fps=options.fps) as sampled:
+            info = {
+                "duration_s": sampled.info.duration_s, "fps": sampled.info.fps, "width": sampled.info.width, "height": sampled.info.height,
+                "rotation": sampled.info.rotation, "codec": sampled.info.codec, "frames_requested": len(sampled.times),
+            }
+            for frame in sampled:
+                now = time.perf_counter()
+                state["timings"]["decode_s"] += now - clock
+                faces = find_faces(frame.image, preprocess.detector, preprocess.crop_scale, enabled=options.face_detect)
+                faces = [dataclasses.replace(face, crop=resize_square(face.crop, preprocess.size)) for face in faces]
+                state["frames"].append(SampledFaces(frame.sample_index, frame.frame_index, frame.time_s, faces))
+                clock = time.perf_counter()
+                state["timings"]["detect_s"] += clock - now
+                if len(state["frames"]) == CHUNK_FRAMES:
+                    yield chunk(False, info=info if state["first"] else None)
+                    clock = time.perf_counter()
+            warning = sampled.report.message or None
+        yield chunk(True, info=info if state["first"] else None, warning=warning)
+    except MediaError as error:
+        yield chunk(True, error=str(error))
+
+
+@dataclass
+class _Face:
+    sample: int
+    face_index: int
+    box: tuple[int, int, int, int]
+    crop_box: tuple[int, int, int, int] | None
+    det_score: float | None
+    prob: float
+    feature: np.ndarray | None = None
+    maps: tuple[np.ndarray, np.ndarray | None] | None = None
+    attention_png: str | None = None
+    gradcampp_png: str | None = None
+    consistency: float | None = None
+    low: bool = False
+    track: int | None = None
+    weight: float | None = None
+
+
+class VideoAccumulator:
+    """One video's scored chunks, in sample order, turned into its result row by :meth:`finish`.
+
+    ``renderer`` provides ``save(image, folder, name) -> path`` and ``name(path, suffix) -> file name``.
+    """
+
+    def __init__(self, first: VideoChunk, *, options: "AnalyzeOptions", threshold: float, detector: Detector, renderer: Any,
+                 head: TemporalAttentionPooling | None = None) -> None:
+        self.item, self.options, self.threshold, self.detector, self.renderer, self.head = first.item, options, threshold, detector, renderer, head
+        self.info = first.info or {}
+        self.input_sha256 = first.input_sha256
+        self.frames: list[tuple[int, int | None, float]] = []
+        self.faces: list[list[_Face]] = []
+        self.timings = {"decode_s": 0.0, "detect_s": 0.0, "model_s": 0.0, "render_s": 0.0}
+        self._window: deque[tuple[int, list[tuple[FaceCrop, np.ndarray]]]] = deque(maxlen=TRACKS.max_gap + 1)
+        self._pairs: dict[tuple[int, int, int, int], float] = {}
+        self._sheet: list[tuple[float, int, dict[str, Any]]] = []
+        disable = True if options.progress is False else None
+        self._bar = tqdm(total=self.info.get("frames_requested"), desc=Path(self.item.path).name[:30], unit="frame", leave=False, disable=disable)
+
+    def add(self, chunk: VideoChunk, predictions: list[FacePrediction], model_seconds: float) -> None:
+        """Take a chunk's frames and the predictions of its faces (in :attr:`VideoChunk.faces` order)."""
+        for key, value in chunk.timings.items():
+            self.timings[key] += value
+        self.timings["model_s"] += model_seconds
+        cursor = 0
+        for frame in chunk.frames:
+            preds = predictions[cursor : cursor + len(frame.faces)]
+            cursor += len(frame.faces)
+            self.frames.append((frame.sample_index, frame.frame_index, frame.time_s))
+            self.faces.append([self._record(len(self.frames) - 1, k, face, pred, frame.time_s) for k, (face, pred) in enumerate(zip(frame.faces, preds))])
+            self._update_consistency(len(self.frames) - 1, frame.faces, preds)
+        self._bar.update(len(chunk.frames))
+
+    def _record(self, sample: int, k: int, face: FaceCrop, pred: FacePrediction, time_s: float) -> _Face:
+        record = _Face(sample, k, tuple(face.box), face.crop_box, face.score, pred.prob_fake)
+        if self.head is not None:
+            record.feature = np.array(pred.features, dtype=np.float32)
+        if self.options.annotate:
+            small = (STORED_MAP_SIZE, STORED_MAP_SIZE)
+            cam = None if pred.gradcampp is None else resize_map(pred.gradcampp, small).astype(np.float16)
+            record.maps = (resize_map(pred.attention, small).astype(np.float16), cam)
+        if self.options.save_maps == "all":
+            start = time.perf_counter()
+            name = self.renderer.name(self.item.path, f"-s{sample:05d}-f{k}")
+            record.attention_png = self.renderer.save(map_png(pred.attention), "attention", name)
+            if pred.gradcampp is not None:
+                record.gradcampp_png = self.renderer.save(map_png(pred.gradcampp), "gradcampp", name)
+            self.timings["render_s"] += time.perf_counter() - start
+        entry = (pred.prob_fake, -(sample * 1000 + k))
+        if self.options.save_maps != "none" and (len(self._sheet) < SHEET_FACES or entry > self._sheet[0][:2]):
+            payload = {"crop": np.array(pred.crop), "attention": np.array(pred.attention),
+                       "gradcampp": None if pred.gradcampp is None else np.array(pred.gradcampp), "sample": sample, "face": k, "time_s": time_s}
+            heapq.heappush(self._sheet, (*entry, payload))
+            if len(self._sheet) > SHEET_FACES:
+                heapq.heappop(self._sheet)
+        return record
+
+    def _update_consistency(self, sample: int, faces: list[FaceCrop], preds: list[FacePrediction]) -> None:
+        """Consistency of this frame's faces with nearby faces of the last ``max_gap + 1`` frames."""
+        current = [(face, _small_map(pred.attention)) for face, pred in zip(faces, preds)]
+        for earlier, previous in self._window:
+            for i, (face_a, map_a) in enumerate(previous):
+                for j, (face_b, map_b) in enumerate(current):
+                    if _near(face_a.box, face_b.box) and map_a.shape == map_b.shape:
+                        offset = _offset(face_a, face_b, map_a.shape[0])
+                        self._pairs[(earlier, i, sample, j)] = float(frame_consistency(map_a, map_b, offset=offset))
+        if current:
+            self._window.append((sample, current))
+
+    def error_row(self, error: str, seconds: float) -> ResultRow:
+        """The row of a video that could not be read."""
+        self._bar.close()
+        return ResultRow(path=self.item.path, kind="video", status="error", error=error, threshold=self.threshold,
+                         model_sha256=self.detector.model_sha256, input_sha256=self.input_sha256, model_trained=self.detector.trained, seconds=seconds)
+
+    def finish(self, last: VideoChunk) -> ResultRow:
+        """Link tracks, aggregate, render; the video's result row."""
+        self._bar.close()
+        if last.error is not None:
+            return self.error_row(last.error, sum(self.timings.values()))
+        start = time.perf_counter()
+        tracks = link_tracks([[face.box for face in frame] for frame in self.faces], TRACKS).tracks
+        track_rows = [self._track(track.track_id, [self.faces[s][i] for s, i in track.members]) for track in tracks]
+        empty = sum(1 for frame in self.faces if not frame)
+        extra: dict[str, Any] = {
+            "video": {**self.info, "frames_decoded": len(self.frames)},
+            "sampling": {"frames": None if self.options.fps else self.options.frames, "fps": self.options.fps},
+            "aggregation": "temporal-head" if self.head is not None else self.options.aggregate,
+            "warning": last.warning, "frames_without_face": empty, "timeline_png": None, "annotated_video": None,
+        }
+        base = dict(path=self.item.path, kind="video", threshold=self.threshold, model_sha256=self.detector.model_sha256,
+                    input_sha256=self.input_sha256, model_trained=self.detector.trained)
+        extra.update(frames=self._frame_rows(), tracks=track_rows)
+        if track_rows:
+            prob = max(t["prob_fake"] for t in track_rows)
+            row = ResultRow(status="ok", prob_fake=prob, label="fake" if prob >= self.threshold else "real", faces=len(track_rows),
+                            detections=[self._detection(t) for t in track_rows], extra=extra, **base)
+            self._render(row, track_rows)
+        else:
+            row = ResultRow(status="no_face", error=f"no face was found in any of the {len(self.frames)} sampled frames", extra=extra, **base)
+        self.timings["render_s"] += time.perf_counter() - start
+        extra["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
+        row.seconds = sum(self.timings.values())
+        return row
+
+    def _track(self, track_id: int, members: list[_Face]) -> dict[str, Any]:
+        for previous, face in zip([None] + members[:-1], members):
+            face.track = track_id
+            if previous is not None:
+                value = self._pairs.get((previous.sample, previous.face_index, face.sample, face.face_index), math.nan)
+                face.consistency = None if math.isnan(value) else value
+                face.low = face.consistency is not None and face.consistency < self.options.consistency_threshold
+        probs = [face.prob for face in members]
+        rows = [(0, 0, face.sample, face.prob) for face in members]
+        values = {name: aggregate_videos(rows, method, k=self.options.topk)[0] for name, method in AGGREGATES.items()}
+        summary = summarize([math.nan if f.consistency is None else f.consistency for f in members[1:]])
+        row: dict[str, Any] = {
+            "track_id": track_id, "frames": len(members), "sample_indices": [f.sample for f in members],
+            "first_time_s": self.frames[members[0].sample][2], "last_time_s": self.frames[members[-1].sample][2],
+            "prob_fake": values[self.options.aggregate], "prob_mean": values["mean"], "prob_median": values["median"],
+            "prob_topk": values["topk"], "prob_max": max(probs),
+            "consistency": {"mean": summary.mean, "pairs": summary.count, "undefined": summary.undefined},
+            "low_consistency_samples": [f.sample for f in members if f.low],
+        }
+        if self.head is not None:
+            with torch.no_grad():
+                out = self.head(torch.from_numpy(np.stack([f.feature for f in members]))[None])
+            weights = out["weights"][0].tolist()
+            for face, weight in zip(members, weights):
+                face.weight = weight
+            row["temporal"] = {"prob_fake": float(torch.softmax(out["output"].float(), dim=1)[0, FAKE_INDEX]), "weights": weights}
+            row["prob_fake"] = row["temporal"]["prob_fake"]
+        row["label"] = "fake" if row["prob_fake"] >= self.threshold else "real"
+        return row
+
+    def _detection(self, track: dict[str, Any]) -> Detection:
+        best = max((self.faces[s][i] for s, i in self._members(track)), key=lambda f: (f.prob, -f.sample))
+        return Detection(face_index=track["track_id"], box=best.box, det_score=best.det_score, prob_fake=track["prob_fake"],
+                         attention_png=best.attention_png, gradcampp_png=best.gradcampp_png)
+
+    def _members(self, track: dict[str, Any]) -> list[tuple[int, int]]:
+        return [(face.sample, face.face_index) for frame in self.faces for face in frame if face.track == track["track_id"]]
+
+    def _frame_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for (sample, frame_index, time_s), faces in zip(self.frames, self.faces):
+            entries = []
+            for face in faces:
+                entry = {"face_index": face.face_index, "box": list(face.box), "det_score": face.det_score, "prob_fake": face.prob,
+                         "track_id": face.track, "consistency": face.consistency, "low_consistency": face.low}
+                if face.weight is not None:
+                    entry["temporal_weight"] = face.weight
+                if face.attention_png:
+                    entry.update(attention_png=face.attention_png, gradcampp_png=face.gradcampp_png)
+                entries.append(entry)
+            rows.append({"sample_index": sample, "frame_index": frame_index, "time_s": time_s, "faces": entries})
+        return rows
+
+    def _render(self, row: ResultRow, tracks: list[dict[str, Any]]) -> None:
+        untrained, name = not self.detector.trained, Path(self.item.path).name
+        verdict = f"{name}: P(fake)={row.prob_fake:.3f} ({row.extra['aggregation']} per track, max over {len(tracks)}) -> {row.label.upper()}"
+        if self.options.save_maps != "none":
+            timeline = render_timeline(
+                [TimelineTrack(t["track_id"], [self.frames[s][2] for s in t["sample_indices"]],
+                               [self.faces[s][i].prob for s, i in self._members(t)],
+                               [self.faces[s][i].low for s, i in self._members(t)]) for t in tracks],
+                self.threshold, duration_s=float(self.info.get("duration_s") or 0.0),
+                no_face_times_s=[self.frames[s][2] for s, faces in enumerate(self.faces) if not faces], title=verdict, untrained=untrained)
+            row.extra["timeline_png"] = self.renderer.save(timeline, "timelines", self.renderer.name(self.item.path))
+            sheet = [self._sheet_face(payload) for _, _, payload in sorted(self._sheet, key=lambda e: e[:2], reverse=True)]
+            row.panel = self.renderer.save(render_contact_sheet(sheet, self.threshold, title=verdict, untrained=untrained), "panels", self.renderer.name(self.item.path))
+        if self.options.annotate:
+            row.extra["annotated_video"] = self._annotate(row)
+
+    def _sheet_face(self, payload: dict[str, Any]) -> SheetFace:
+        face = self.faces[payload["sample"]][payload["face"]]
+        label = "fake" if face.prob >= self.threshold else "real"
+        return SheetFace(FaceView(payload["crop"], payload["attention"], payload["gradcampp"], face.prob, label), payload["time_s"], face.track)
+
+    def _annotate(self, row: ResultRow) -> str | None:
+        by_sample = {}
+        for s, faces in enumerate(self.faces):
+            by_sample[self.frames[s][0]] = [
+                AnnotatedFace(f.box, f.crop_box or f.box, f.maps[1] if f.maps[1] is not None else f.maps[0], f.prob if f.maps[1] is not None else 1.0,
+                              f"track {f.track} P(fake)={f.prob:.2f}", f.prob >= self.threshold)
+                for f in faces
+            ]
+        duration = float(self.info.get("duration_s") or 0.0)
+        rate = self.options.fps or (len(self.frames) / duration if duration > 0 else 1.0)
+        relative = f"annotated/{Path(self.renderer.name(self.item.path)).stem}.mp4"
+        try:
+            write_annotated_video(self.item.path, self.renderer.out_dir / relative, by_sample, frames=self.options.frames,
+                                  fps=self.options.fps, out_fps=min(60.0, max(0.5, rate)))
+        except (MediaError, ValueError) as error:  # the row stands; say why the extra file is missing
+            row.extra["warning"] = "; ".join(w for w in (row.extra["warning"], f"the annotated video could not be written: {error}") if w)
+            return None
+        return relative
+
+
+def _small_map(values: np.ndarray) -> np.ndarray:
+    side = min(CONSISTENCY_SIZE, values.shape[0])
+    return resize_map(values, (side, side))
+
+
+def _near(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Boxes close enough to belong to one track (centres within 1.5 box sides)."""
+    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
+    return abs((a[0] + a[2]) - (b[0] + b[2])) / 2 <= 1.5 * side and abs((a[1] + a[3]) - (b[1] + b[3])) / 2 <= 1.5 * side
+
+
+def _offset(a: FaceCrop, b: FaceCrop, side: int) -> tuple[int, int]:
+    """Motion (dy, dx) in map pixels of the face centre inside its crop from face ``a`` to face ``b``."""
+    def position(face: FaceCrop) -> tuple[float, float]:
+        if face.crop_box is None:
+            return 0.0, 0.0
+        x0, y0, x1, y1 = face.crop_box
+        width, height = max(1, x1 - x0), max(1, y1 - y0)
+        return ((face.box[1] + face.box[3]) / 2 - (y0 + y1) / 2) / height, ((face.box[0] + face.box[2]) / 2 - (x0 + x1) / 2) / width
+
+    (ya, xa), (yb, xb) = position(a), position(b)
+    clamp = side - 1
+    return max(-clamp, min(clamp, round((yb - ya) * side))), max(-clamp, min(clamp, round((xb - xa) * side)))
+
+
+def score_video(path: str | Path, detector: Detector, *, threshold: float | None = None, **options: Any) -> ResultRow:
+    """One video's result row in this process, nothing rendered (for ``evaluate`` on video manifests,
+    notebooks): the row ``analyze`` would write, with per-frame scores in ``extra["frames"]`` and
+    per-track scores in ``extra["tracks"]``. ``options`` are :class:`~.analysis.AnalyzeOptions` fields
+    (``frames``, ``fps``, ``aggregate``, ``topk``, ``face_detect``, ``cam`` ...); ``save_maps`` is "none"."""
+    from .analysis import AnalyzeOptions
+
+    opts = AnalyzeOptions(**{"cam": False, "progress": False, **options, "save_maps": "none", "annotate": False})
+    item = InputItem(str(path), "video")
+    accumulator: VideoAccumulator | None = None
+    for chunk in iter_video_chunks(0, item, opts, detector.config.preprocess):
+        accumulator = accumulator or VideoAccumulator(chunk, options=opts, threshold=detector.threshold if threshold is None else threshold,
+                                                      detector=detector, renderer=None)
+        crops = [face.crop for face in chunk.faces]
+        start = time.perf_counter()
+        predictions = [p for begin in range(0, len(crops), opts.batch_size) for p in detector.predict(crops[begin : begin + opts.batch_size], cam=opts.cam)]
+        accumulator.add(chunk, predictions, time.perf_counter() - start)
+        if chunk.last:
+            return accumulator.finish(chunk)
+    raise RuntimeError("internal error: the video's chunks ended without a last chunk")
