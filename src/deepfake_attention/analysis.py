@@ -15,11 +15,10 @@ the model loop waits for the DataLoader is measured and recorded in ``run.json``
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -29,16 +28,14 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
 from .checkpoint import Preprocess, atomic_write_json
-from .data.faces import FaceCrop, find_faces
-from .data.media import DEFAULT_MAX_PIXELS, MediaError, decode_image, read_bytes
+from .data.media import DEFAULT_MAX_PIXELS
 from .data.video import DEFAULT_FRAMES
 from .detector import DEFAULT_MODEL_DIR, Detector, FacePrediction
 from .device import AMP_MODES
-from .explain.words import describe_face
-from .explain.render import FaceView, map_png, render_panel, safe_stem
+from .image_analysis import LoadedInput, Renderer, load_image, make_image_row
 from .inputs import InputItem, discover
 from .model.temporal import TemporalAttentionPooling, load_temporal_head
-from .results import Detection, ResultRow
+from .results import ResultRow
 from .sharding import (
     Plan, PartWriter, Ranks, finish, fingerprint, join_ranks, mark_done, mark_failed, merge_failed, merge_parts, part_path, prepare, rank_device,
     read_merged, shard, status_counts, wait_for_merge, wait_for_ranks,
@@ -128,18 +125,6 @@ class RunSummary:
     from the first message to the last (worker start-up and exit are in ``run.json`` timings)."""
 
 
-@dataclass
-class LoadedInput:
-    """An input after decoding and face finding (done in a DataLoader worker)."""
-
-    index: int
-    item: InputItem
-    input_sha256: str | None = None
-    faces: list[FaceCrop] = field(default_factory=list)
-    error: str | None = None
-    seconds: float = 0.0
-
-
 class _InputLoader(IterableDataset):
     """Decodes inputs and finds their faces, as messages (module doc); every failure is kept as the item's error."""
 
@@ -157,58 +142,11 @@ class _InputLoader(IterableDataset):
                 yield self.load_image(index)
 
     def load_image(self, index: int) -> LoadedInput:
-        start = time.perf_counter()
-        item = self.items[index]
-        loaded = LoadedInput(index=index, item=item)
-        try:
-            data = read_bytes(item.path)
-            loaded.input_sha256 = hashlib.sha256(data).hexdigest()
-            image = decode_image(data, max_pixels=self.options.max_pixels)
-            loaded.faces = find_faces(image, self.preprocess.detector, self.preprocess.crop_scale, enabled=self.options.face_detect)
-        except MediaError as error:
-            loaded.error = str(error)
-        loaded.seconds = time.perf_counter() - start
-        return loaded
+        return load_image(index, self.items[index], self.options.max_pixels, self.preprocess, face_detect=self.options.face_detect)
 
 
 def _identity(sample: LoadedInput | VideoChunk) -> LoadedInput | VideoChunk:
     return sample
-
-
-def rendered_name(path: str, suffix: str = "") -> str:
-    """``<stem>-<hash8><suffix>.png``: the hash of the input path keeps same-named files apart."""
-    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
-    return f"{safe_stem(path)}-{digest}{suffix}.png"
-
-
-class _Renderer:
-    """Writes panels and per-face maps under the output folder; returns paths relative to it."""
-
-    def __init__(self, out_dir: Path, options: AnalyzeOptions, threshold: float, untrained: bool) -> None:
-        self.out_dir, self.options, self.threshold, self.untrained = out_dir, options, threshold, untrained
-
-    name = staticmethod(rendered_name)
-
-    def save(self, image: Any, folder: str, name: str) -> str:
-        target = self.out_dir / folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        image.save(target, format="PNG", compress_level=1)  # zlib level 1: 4x faster than the default 6, files 1.3x larger
-        return f"{folder}/{name}"
-
-    def render(self, loaded: LoadedInput, predictions: list[FacePrediction], detections: list[Detection]) -> str | None:
-        if self.options.save_maps == "none":
-            return None
-        if self.options.save_maps == "all":
-            for det, pred in zip(detections, predictions):
-                det.attention_png = self.save(map_png(pred.attention), "attention", rendered_name(loaded.item.path, f"-f{det.face_index}"))
-                if pred.gradcampp is not None:
-                    det.gradcampp_png = self.save(map_png(pred.gradcampp), "gradcampp", rendered_name(loaded.item.path, f"-f{det.face_index}"))
-        views = [
-            FaceView(pred.crop, pred.attention, pred.gradcampp, pred.prob_fake, "fake" if pred.prob_fake >= self.threshold else "real")
-            for pred in predictions
-        ]
-        panel = render_panel(views, self.threshold, title=Path(loaded.item.path).name, untrained=self.untrained)
-        return self.save(panel, "panels", rendered_name(loaded.item.path))
 
 
 def analyze(
@@ -274,7 +212,7 @@ def _run(inputs: Iterable[str | Path], out_dir: Path, model: str | Path | Detect
                           untrained, ranks.rank, ranks.world, plan.resumed_rows)
     mine = shard(plan.remaining, ranks.rank, ranks.world)
     items = [plan.items[index] for index in mine]
-    renderer = _Renderer(out_dir, opts, threshold, untrained=untrained)
+    renderer = Renderer(out_dir, opts, threshold, untrained=untrained)
     loader = DataLoader(
         _InputLoader(items, opts, detector.config.preprocess),
         batch_size=None,
@@ -376,7 +314,7 @@ def _feed(loader: DataLoader, pipeline: "_Pipeline") -> dict[str, float]:
 class _Pipeline:
     """The main process: faces of several messages per forward pass, rows written in input order."""
 
-    def __init__(self, detector: Detector, opts: AnalyzeOptions, threshold: float, renderer: _Renderer, emit: Callable[[int, ResultRow], None],
+    def __init__(self, detector: Detector, opts: AnalyzeOptions, threshold: float, renderer: Renderer, emit: Callable[[int, ResultRow], None],
                  head: TemporalAttentionPooling | None, progress: tqdm) -> None:
         """``emit(position, row)`` receives each row in order, ``position`` counting from 0."""
         self.detector, self.opts, self.threshold, self.renderer, self.emit, self.head, self.progress = detector, opts, threshold, renderer, emit, head, progress
@@ -414,7 +352,7 @@ class _Pipeline:
                 if message.last:
                     self._complete(message.index, self.videos.pop(message.index).finish(message))
             else:
-                self._complete(message.index, _make_row(message, preds, self.detector, self.threshold, self.renderer, per_face))
+                self._complete(message.index, make_image_row(message, preds, self.detector, self.threshold, self.renderer, per_face))
         self.pending, self.pending_faces = [], 0
 
     def _complete(self, index: int, row: ResultRow) -> None:
@@ -425,42 +363,6 @@ class _Pipeline:
             self.counts[row.status] += 1
             self.rows.append(row)
             self.progress.update(1)
-
-
-def image_result(
-    *, path: str, faces: Sequence[FaceCrop], predictions: Sequence[FacePrediction], detector: Detector, threshold: float,
-    input_sha256: str | None, seconds: float, kind: str = "image",
-) -> ResultRow:
-    """The result row of one decoded input from its faces and their predictions (nothing rendered).
-
-    No faces -> ``no_face``; else ``prob_fake`` is the max over faces and ``label`` follows ``threshold``.
-    """
-    base = dict(path=path, kind=kind, threshold=threshold, model_sha256=detector.model_sha256, input_sha256=input_sha256, model_trained=detector.trained, seconds=seconds)
-    if not predictions:
-        return ResultRow(status="no_face", error="no face was found in the image", **base)
-    detections = []
-    for k, (face, pred) in enumerate(zip(faces, predictions)):
-        words = describe_face(pred, face, threshold=threshold)
-        detections.append(Detection(face_index=k, box=face.box, det_score=face.score, prob_fake=pred.prob_fake, words=words.summary, regions=words.shares))
-    prob = max(pred.prob_fake for pred in predictions)
-    return ResultRow(status="ok", prob_fake=prob, label="fake" if prob >= threshold else "real", faces=len(predictions), detections=detections, **base)
-
-
-def _make_row(loaded: LoadedInput, preds: list[FacePrediction], detector: Detector, threshold: float, renderer: _Renderer, per_face: float) -> ResultRow:
-    start = time.perf_counter()
-    if loaded.error is not None:
-        return ResultRow(
-            path=loaded.item.path, kind=loaded.item.kind, status="error", error=loaded.error, threshold=threshold,
-            model_sha256=detector.model_sha256, input_sha256=loaded.input_sha256, model_trained=detector.trained, seconds=loaded.seconds,
-        )
-    row = image_result(
-        path=loaded.item.path, kind=loaded.item.kind, faces=loaded.faces, predictions=preds, detector=detector,
-        threshold=threshold, input_sha256=loaded.input_sha256, seconds=loaded.seconds + per_face * len(preds),
-    )
-    if row.status == "ok":
-        row.panel = renderer.render(loaded, preds, row.detections)
-    row.seconds += time.perf_counter() - start
-    return row
 
 
 def _write_run_json(

@@ -1,5 +1,5 @@
 """One uploaded image -> its response: decode and find faces (worker thread), score the crops in
-the shared batch queue, build the row with :func:`analysis.image_result` (the CLI's row logic),
+the shared batch queue, build the row with :func:`image_analysis.image_result` (the CLI's row logic),
 and render each face's crop and map layers as inline PNG data URIs (worker thread).
 
 The map layers are RGBA: colour = the map through the colormap, alpha = ``MAX_OPACITY *
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..analysis import image_result
+from ..image_analysis import image_result
 from ..data.faces import FaceCrop, find_faces
 from ..data.media import MediaError, decode_image
 from ..data.transforms import resize_square
