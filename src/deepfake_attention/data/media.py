@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -93,14 +95,11 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
-def read_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """A file's bytes, with file-system failures and oversized files as :class:`MediaError`."""
-    path = Path(path)
+@contextmanager
+def file_errors() -> Iterator[None]:
+    """Turn file-system errors raised in the block into a :class:`MediaError` with a readable sentence."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise MediaError(f"file is {size / 2**20:.0f} MiB, above the limit of {max_bytes / 2**20:.0f} MiB")
-        return path.read_bytes()
+        yield
     except FileNotFoundError:
         raise MediaError("file not found") from None
     except IsADirectoryError:
@@ -109,6 +108,16 @@ def read_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes
         raise MediaError("permission denied when reading the file") from None
     except OSError as error:
         raise MediaError(f"the file could not be read ({error.strerror or error})") from None
+
+
+def read_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """A file's bytes, with file-system failures and oversized files as :class:`MediaError`."""
+    path = Path(path)
+    with file_errors():
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise MediaError(f"file is {size / 2**20:.0f} MiB, above the limit of {max_bytes / 2**20:.0f} MiB")
+        return path.read_bytes()
 
 
 def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:

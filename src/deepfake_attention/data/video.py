@@ -29,7 +29,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .media import MediaError, sniff_kind
+from .media import MediaError, file_errors, sniff_kind
 
 DEFAULT_FRAMES = 32
 DEFAULT_MAX_DIMENSION = 8192
@@ -96,17 +96,12 @@ class VideoReadReport:
 def _open(path: str | Path) -> av.container.InputContainer:
     """Open a media file, every failure as a :class:`MediaError` with a readable message."""
     path = Path(path)
-    try:
+    with file_errors():
         if path.is_dir():
             raise MediaError("this is a directory, not a file")
         size = path.stat().st_size
-        head = path.open("rb").read(16) if size else b""
-    except FileNotFoundError:
-        raise MediaError("file not found") from None
-    except PermissionError:
-        raise MediaError("permission denied when reading the file") from None
-    except OSError as error:
-        raise MediaError(f"the file could not be read ({error.strerror or error})") from None
+        with path.open("rb") as handle:
+            head = handle.read(16) if size else b""
     if size == 0:
         raise MediaError("the file is empty (0 bytes)")
     try:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .render import TILE, _font, _tile, colorbar, overlay
+from .render import TILE, _font, _tile, colorbar, overlay, stack_rows
 
 CAPTION_HEIGHT = 48
 
@@ -69,9 +69,4 @@ def render_multiscale(model: torch.nn.Module, outputs: dict[str, torch.Tensor], 
     for k, crop in enumerate(crops):
         per_scale, fused = scale_maps(outputs, k)
         rows.append(multiscale_row(crop, per_scale, fused, model.attention_scales, weights, title=f"{title} face {k}".strip() if len(crops) > 1 else title))
-    panel = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), (255, 255, 255))
-    top = 0
-    for row in rows:
-        panel.paste(row, (0, top))
-        top += row.height
-    return panel
+    return stack_rows(rows)

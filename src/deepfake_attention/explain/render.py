@@ -116,6 +116,11 @@ def render_panel(faces: list[FaceView], threshold: float, *, title: str = "", un
     if not faces:
         raise ValueError("a panel needs at least one face")
     rows = [face_row(face, threshold, title=f"{title} face {k}" if len(faces) > 1 else title, untrained=untrained) for k, face in enumerate(faces)]
+    return stack_rows(rows)
+
+
+def stack_rows(rows: list[Image.Image]) -> Image.Image:
+    """Paste images one under the other on white, left-aligned."""
     panel = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), (255, 255, 255))
     top = 0
     for row in rows:
