@@ -37,6 +37,9 @@ default-model: install-dev
 bench: install-dev
 	$(BIN)/python bench/explain_speed.py
 	$(BIN)/python bench/inference_speed.py
+	$(BIN)/python bench/video_speed.py
+	$(BIN)/python bench/service_load.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) out runs build dist src/*.egg-info .pytest_cache
