@@ -34,3 +34,14 @@ def test_compose_chains_with_one_generator() -> None:
     chain = Compose([HorizontalFlip(p=1.0), ColourJitter(p=0.0)])
     out, _ = chain(image, None, np.random.default_rng(0))
     assert np.array_equal(out, image[:, ::-1])
+
+
+def test_degrade_blurs_and_adds_noise_deterministically() -> None:
+    from deepfake_attention.data.augment import Degrade
+
+    image = random_rgb(24, 24)
+    a, _ = Degrade(p=1.0)(image, None, np.random.default_rng(7))
+    b, _ = Degrade(p=1.0)(image, None, np.random.default_rng(7))
+    assert np.array_equal(a, b) and not np.array_equal(a, image)
+    assert np.abs(np.diff(a.astype(int), axis=1)).mean() < np.abs(np.diff(image.astype(int), axis=1)).mean()  # smoother than noise input
+    assert Degrade(p=0.0)(image, None, np.random.default_rng(7))[0] is image

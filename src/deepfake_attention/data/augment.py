@@ -1,6 +1,6 @@
-"""Training augmentations beyond the flip: whole-image photometric changes applied to reals and
-fakes alike, so that a face's overall colour, brightness or contrast is never evidence (a blend
-is a *local* inconsistency). Each is a :data:`~.datasets.Transform`: all randomness from ``rng``."""
+"""Training augmentations beyond the flip: whole-image photometric changes and degradations
+applied to reals and fakes alike, so that a face's overall colour, brightness, contrast, blur or
+grain is never evidence (a blend is a *local* inconsistency). Each is a :data:`~.datasets.Transform`: all randomness from ``rng``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .datasets import Transform
+from .perturb import blur
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,31 @@ class ColourJitter:
                 hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 180).astype(np.uint8)
                 out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8), mask
+
+
+@dataclass(frozen=True)
+class Degrade:
+    """Camera and scan degradations, each with probability ``p``: Gaussian blur (sigma in
+    ``blur``, pixels) and Gaussian noise (sigma in ``noise``, grey levels). Film grain or a soft
+    lens is then not evidence of a blend either."""
+
+    p: float = 0.2
+    blur: tuple[float, float] = (0.5, 1.5)
+    noise: tuple[float, float] = (2.0, 8.0)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"Degrade.p must be in [0, 1], got {self.p}")
+        if not (0 < self.blur[0] <= self.blur[1] and 0 <= self.noise[0] <= self.noise[1]):
+            raise ValueError("Degrade ranges must be (low, high) with 0 < blur low and 0 <= noise low")
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        if rng.random() < self.p:
+            image = blur(image, float(rng.uniform(*self.blur)))
+        if rng.random() < self.p:
+            noisy = image.astype(np.float32) + rng.normal(0.0, float(rng.uniform(*self.noise)), size=image.shape).astype(np.float32)
+            image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+        return image, mask
 
 
 @dataclass(frozen=True)

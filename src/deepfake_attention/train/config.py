@@ -52,7 +52,7 @@ class DataSection:
     workers: int = 0
     hflip: bool = True
     colour_jitter: bool = True
-    """Whole-image brightness/contrast/saturation/hue jitter on reals and fakes alike (data/augment.py)."""
+    """Whole-image colour jitter, blur and noise on reals and fakes alike (data/augment.py)."""
     detector: str = "haar"
     """Face detector that made the training crops; recorded in the checkpoint for ``analyze``."""
     crop_scale: float = 1.3

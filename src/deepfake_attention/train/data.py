@@ -8,7 +8,7 @@ from typing import Sequence
 from torch.utils.data import ConcatDataset, Dataset
 
 from ..checkpoint import IMAGENET_MEAN, IMAGENET_STD
-from ..data.augment import ColourJitter, Compose
+from ..data.augment import ColourJitter, Compose, Degrade
 from ..data.datasets import HorizontalFlip, ManifestDataset
 from ..data.manifest import read_manifest
 from ..data.synth_dataset import BlendedFaceDataset
@@ -25,8 +25,8 @@ class EpochConcat(ConcatDataset):
 
 
 def training_transform(cfg: TrainConfig) -> Compose | None:
-    """The augmentations ``cfg.data`` asks for (flip, whole-image colour jitter), or None."""
-    steps = ([HorizontalFlip()] if cfg.data.hflip else []) + ([ColourJitter()] if cfg.data.colour_jitter else [])
+    """The augmentations ``cfg.data`` asks for (flip; colour jitter with blur and noise), or None."""
+    steps = ([HorizontalFlip()] if cfg.data.hflip else []) + ([ColourJitter(), Degrade()] if cfg.data.colour_jitter else [])
     return Compose(steps) if steps else None
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-SETS = {"test_sbi": "held-out identity, self-blended (made the training way)", "test_other": "held-out identity, differently made family"}
+SETS = {"test_sbi": "held-out identity (634), self-blended as in training", "test_other": "held-out identity (634), differently made family"}
 
 
 def _get(data: dict[str, Any], *keys: str) -> Any:
@@ -59,9 +59,11 @@ def model_card(run_dir: Path) -> str:
     else:
         lines += ["- Masks: ellipses and convex polygons over the face box (no landmarks)."]
     lines += [
-        "- Training identities: FaceForensics++ original video 004 (96 sampled frames) and scikit-image's astronaut photo",
-        "  (Eileen Collins, NASA, public domain). Held out, never trained on: FaceForensics++ original 634 and",
-        "  matplotlib's Grace Hopper photo (public domain).",
+        "- Training identities: FaceForensics++ original video 004 (96 sampled frames), scikit-image's astronaut photo",
+        "  (Eileen Collins, NASA, public domain) and matplotlib's Grace Hopper photo (public domain; the `make demo`",
+        "  photo, so the demo shows a training identity). Held out, never trained on: FaceForensics++ original 634.",
+        "- Augmentation on reals and fakes alike: flips, whole-image colour jitter, blur and noise, JPEG and",
+        "  down-sampling, so that colour, grain or compression are not evidence.",
         "- The FaceForensics++ videos fall under the FaceForensics++ Terms of Use: research use only. This model inherits",
         "  that restriction.",
         "- ImageNet trunk initialisation: torchvision's `mobilenet_v2-b0353104.pth` (BSD-3-Clause), taken from the",
@@ -77,7 +79,7 @@ def model_card(run_dir: Path) -> str:
         "",
         "## Calibration",
         "",
-        f"Fitted on the calibration split (frames in the first half of video 634; {calibration['samples']} crops): temperature "
+        f"Fitted on the calibration split (frames in the first half of held-out video 634; {calibration['samples']} crops): temperature "
         f"T = {calibration['temperature']:.3f}{' (at its bound)' if calibration['at_bound'] else ''} (bounds 0.5-5), "
         f"NLL {calibration['nll_before']:.3f} -> {calibration['nll_after']:.3f}, ECE {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}; "
         f"threshold {calibration['threshold']:.4f} chosen for {calibration['target_fpr']:.0%} FPR there "
@@ -128,8 +130,9 @@ def model_card(run_dir: Path) -> str:
         "- It has never seen a real deepfake: every fake it trained on is a self-blend of a real face. Self-blending",
         "  generalises to face-swap blending artefacts in the literature, but fully synthetic faces (GANs, diffusion),",
         "  reenactment without blending, and audio or lip-sync manipulations were not trained on and are not measured.",
-        "- Two video identities and two photos: held-out figures come from one video identity and one photo, with",
-        "  frames of one video strongly correlated. Treat the confidence intervals as optimistic.",
+        "- Three training identities and one held-out identity: held-out figures come from the frames of one video,",
+        "  which are strongly correlated. Treat the confidence intervals as optimistic; for figures that mean",
+        "  something, train and test on FaceForensics++ or Celeb-DF with `deepfake-attention manifest`.",
         "- The attention gate shows where the model looks (before any evidence); Grad-CAM++ shows what drove the fake",
         "  score. Neither is proof of manipulation.",
         "- Faces smaller than about 6% of the image side, profiles, and heavy occlusion are missed by the Haar detector:",

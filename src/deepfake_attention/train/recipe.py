@@ -2,11 +2,12 @@
 
     python -m deepfake_attention.train.recipe --data ../shared/data --out runs/default-model [--install]
 
-1. Faces. Training identities: FaceForensics++ original 004 (frames) and the astronaut photo in
-   scikit-image. Held out: original 634 (frames) and matplotlib's Grace Hopper photo.
-2. Held-out sets, written to disk: self-blended fakes made the training way (frames in the first
-   half of 634 calibrate, the rest and Grace Hopper test) and the differently made family
-   (cross-identity, Poisson, other mask shapes, JPEG 50-70).
+1. Faces. Training identities: FaceForensics++ original 004 (frames) and the two package photos
+   with a face (scikit-image's astronaut, matplotlib's Grace Hopper). Held out: original 634.
+2. Held-out sets, written to disk, all of 634's identity: self-blended fakes made the training
+   way (frames in the first half of the video calibrate, the rest test) and the differently made
+   family (training faces blended onto 634's frames: cross-identity, Poisson, other mask shapes,
+   JPEG 50-70).
 3. Training (``configs/default_model.toml``) with validation on the calibration split.
 4. Calibration: temperature (bounded) and threshold at 5% FPR on the calibration split.
 5. Evaluation on both test sets (robustness included) and a model card with the numbers.
@@ -33,40 +34,46 @@ CONFIG = "default_model.toml"
 TRAIN_VIDEO, HELDOUT_VIDEO = "ffpp_original_004.mp4", "ffpp_original_634.mp4"
 
 
-def _photos(work: Path) -> tuple[Path, Path]:
+def _photos(work: Path) -> Path:
+    """The package photos with a face (scikit-image's astronaut, matplotlib's Grace Hopper), as files."""
     import matplotlib
     from skimage import data
 
-    train_dir, heldout_dir = work / "sources" / "train", work / "sources" / "heldout"
-    train_dir.mkdir(parents=True, exist_ok=True)
-    heldout_dir.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(data.astronaut()).save(train_dir / "astronaut.png")
-    shutil.copyfile(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg", heldout_dir / "grace_hopper.jpg")
-    return train_dir, heldout_dir
+    folder = work / "sources" / "photos"
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(data.astronaut()).save(folder / "astronaut.png")
+    shutil.copyfile(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg", folder / "grace_hopper.jpg")
+    return folder
 
 
 def prepare(data_root: Path, work: Path, *, landmarks: bool = True, train_frames: int = 96, heldout_frames: int = 64, other_frames: int = 32) -> dict[str, Path]:
-    """Write the face folders and held-out manifests; returns their paths by role."""
+    """Write the face folders and held-out manifests; returns their paths by role.
+
+    Only video 634's identity is held out: its frames in the first half of the video calibrate,
+    the rest test. The differently made family blends faces of the training identities onto 634's
+    frames (cross-identity); rows whose target is a training identity are dropped.
+    """
     videos = data_root / "real-videos"
     for name in (TRAIN_VIDEO, HELDOUT_VIDEO):
         if not (videos / name).is_file():
             raise FileNotFoundError(f"{videos / name} is missing: the recipe needs the shared FaceForensics++ originals")
-    train_photos, heldout_photos = _photos(work)
+    photos = _photos(work)
     common = dict(landmarks=landmarks, progress=None)
-    synthesize([videos / TRAIN_VIDEO, train_photos], work / "faces-train", per_face=1, seed=0, family="sbi", frames_per_video=train_frames, **common)
-    heldout = synthesize([videos / HELDOUT_VIDEO, heldout_photos], work / "heldout-sbi", per_face=2, seed=1001, family="sbi", frames_per_video=heldout_frames, **common)
-    other = synthesize([videos / HELDOUT_VIDEO, heldout_photos], work / "heldout-other", per_face=2, seed=2002, family="other", frames_per_video=other_frames, **common)
+    synthesize([videos / TRAIN_VIDEO, photos], work / "faces-train", per_face=1, seed=0, family="sbi", frames_per_video=train_frames, **common)
+    heldout = synthesize([videos / HELDOUT_VIDEO], work / "heldout-sbi", per_face=2, seed=1001, family="sbi", frames_per_video=heldout_frames, **common)
+    other = synthesize([videos / HELDOUT_VIDEO, photos], work / "heldout-other", per_face=2, seed=2002, family="other", frames_per_video=other_frames, **common)
     rows = read_manifest(heldout)
-    video_frames = sorted({row.frame for row in rows if row.video_id and row.frame is not None})
-    middle = video_frames[len(video_frames) // 2]
-    calibration = [row for row in rows if row.video_id and row.frame is not None and row.frame < middle]
-    test = [row for row in rows if row not in calibration]
+    middle = sorted({row.frame for row in rows})[len({row.frame for row in rows}) // 2]
+    calibration = [row for row in rows if row.frame < middle]
+    test = [row for row in rows if row.frame >= middle]
+    heldout_id = rows[0].video_id
+    other_rows = [row for row in read_manifest(other) if row.source_id.split("+")[0] == heldout_id]
     return {
         "faces_train": work / "faces-train",
         "prior_masks": work / "faces-train" / "manifest.csv",
         "calibration": write_manifest(calibration, work / "heldout-sbi" / "calibration.csv"),
         "test_sbi": write_manifest(test, work / "heldout-sbi" / "test.csv"),
-        "test_other": other,
+        "test_other": write_manifest(other_rows, work / "heldout-other" / "test.csv"),
     }
 
 
