@@ -97,6 +97,20 @@ def test_resume_after_a_pause_gives_the_same_weights(tmp_path: Path) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
+def test_resume_logs_each_step_once(tmp_path: Path) -> None:
+    """A run killed after logging steps past its last checkpoint redoes them: the log keeps one row per step."""
+    data, val = PatchDataset(40), PatchDataset(16, seed=1)
+    train(tiny_config(tmp_path / "a"), train_set=data, val_set=val, progress=False)
+    train(tiny_config(tmp_path / "b", **{"run.stop_at_step": 7}), train_set=data, val_set=val, progress=False)
+    log = tmp_path / "b" / "log.csv"
+    with open(log, "a", encoding="utf-8") as handle:  # logged by the killed process, never checkpointed
+        handle.write("8,1,0.001,9.9,9.9,,,,,,,,,1.0\n9,1,0.001,9.9,9.9,,,,,,,,,1.0\n")
+    train(tiny_config(tmp_path / "b"), train_set=data, val_set=val, resume=True, progress=False)
+    straight, resumed = _read_log(tmp_path / "a" / "log.csv"), _read_log(log)
+    assert [r["step"] for r in resumed] == [r["step"] for r in straight]
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in straight]
+
+
 def _read_log(path: Path) -> list[dict]:
     import csv
 

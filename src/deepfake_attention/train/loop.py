@@ -4,6 +4,7 @@ validation, early stopping, atomic checkpoints, exact resume. Works alone or und
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from collections import deque
@@ -17,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from ..checkpoint import CheckpointConfig, Preprocess, save_checkpoint
+from ..checkpoint import CheckpointConfig, Preprocess, atomic_write_bytes, save_checkpoint
 from ..device import amp_dtype, resolve_device
 from ..model import AttentionMapModel
 from ..model.temporal import TEMPORAL_FILE, ClipModel, TemporalAttentionPooling, save_temporal_head
@@ -155,7 +156,7 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
     main = dist.is_main()
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    log = _Log(out / "log.csv", append=resume and state.step > 0, tensorboard=cfg.run.tensorboard) if main else None
+    log = _Log(out / "log.csv", append=resume and state.step > 0, tensorboard=cfg.run.tensorboard, resumed_step=state.step) if main else None
     window: deque[tuple[float, int]] = deque(maxlen=512)
     history: list[dict[str, Any]] = []
     stopped_early = False
@@ -297,8 +298,10 @@ def _validate(model: torch.nn.Module, val_set: Dataset, cfg: TrainConfig, state:
 class _Log:
     """CSV log (every row has the same columns) and, when installed, TensorBoard scalars."""
 
-    def __init__(self, path: Path, *, append: bool, tensorboard: bool) -> None:
+    def __init__(self, path: Path, *, append: bool, tensorboard: bool, resumed_step: int = 0) -> None:
         new = not (append and path.is_file())
+        if not new:
+            _drop_rows_after(path, resumed_step)
         self.handle = open(path, "w" if new else "a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.handle, fieldnames=LOG_FIELDS, extrasaction="ignore")
         if new:
@@ -324,3 +327,18 @@ class _Log:
         self.handle.close()
         if self.board is not None:
             self.board.close()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Remove log rows past ``step``: a run killed after its last checkpoint logged steps that the
+    resumed run does again, and each step must appear once."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    kept = [row for row in rows if int(row["step"]) <= step]
+    if len(kept) == len(rows):
+        return
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=LOG_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(kept)
+    atomic_write_bytes(path, text.getvalue().encode("utf-8"))

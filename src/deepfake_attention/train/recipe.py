@@ -77,8 +77,11 @@ def prepare(data_root: Path, work: Path, *, landmarks: bool = True, train_frames
     }
 
 
-def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[str] | None = None) -> dict:
-    """Prepare, train, calibrate and evaluate; returns the summary written to ``out/summary.json``."""
+def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[str] | None = None, resume: bool = False) -> dict:
+    """Prepare, train, calibrate and evaluate; returns the summary written to ``out/summary.json``.
+
+    ``resume`` continues training from the newest checkpoint under ``out/train`` (the prepared
+    data is remade from the same seeds, so it is identical)."""
     from ..calibrate import calibrate
     from ..evaluation import evaluate
 
@@ -91,7 +94,7 @@ def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[s
         f"data.real_faces={json.dumps([str(paths['faces_train'])])}",
         f"data.val={json.dumps([str(paths['calibration'])])}",
     ] + list(overrides or []))
-    result = train(cfg)
+    result = train(cfg, resume=resume)
     trained = time.perf_counter()
     calibration = calibrate(result.model_dir, paths["calibration"], target_fpr=0.05)
     evaluations = {}
@@ -125,9 +128,10 @@ def main() -> None:
     parser.add_argument("--out", default="runs/default-model", help="run folder (default runs/default-model)")
     parser.add_argument("--no-landmarks", action="store_true", help="landmark-free masks (ellipses and polygons over the face box)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override the training config")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its newest checkpoint")
     parser.add_argument("--install", action="store_true", help="copy the result into the package as the shipped default model")
     args = parser.parse_args()
-    summary = run(Path(args.data), Path(args.out), landmarks=not args.no_landmarks, overrides=args.overrides)
+    summary = run(Path(args.data), Path(args.out), landmarks=not args.no_landmarks, overrides=args.overrides, resume=args.resume)
     print(json.dumps(summary, indent=2))
     if args.install:
         from .model_card import model_card
