@@ -75,7 +75,8 @@ def model_card(run_dir: Path) -> str:
         "config `src/deepfake_attention/configs/default_model.toml`: cross-entropy + BCE of the attention gate against the",
         "blend mask on fakes, AdamW with warm-up and cosine decay, early stopping on the held-out calibration split.",
         f"This run: {summary['steps']} steps{' (stopped early)' if summary.get('stopped_early') else ''}, "
-        f"{summary['minutes']['train']:.0f} min of training and {summary['minutes']['total']:.0f} min in all on 2 CPU cores.",
+        f"{summary['minutes']['train']:.0f} min of training and {summary['minutes']['total']:.0f} min in all on 2 CPU cores"
+        f"{' (resumed after an interruption: the times are those of the resumed part)' if summary.get('resumed') else ''}.",
         "",
         "## Calibration",
         "",

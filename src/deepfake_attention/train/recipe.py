@@ -108,7 +108,7 @@ def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[s
         "minutes": {"prepare": (prepared - started) / 60, "train": (trained - prepared) / 60, "total": (time.perf_counter() - started) / 60},
         "calibration": calibration.__dict__, "paths": {k: str(v) for k, v in paths.items()},
         "evaluations": {k: str(out / f"eval-{k}" / "metrics.json") for k in evaluations},
-        "landmarks": landmarks,
+        "landmarks": landmarks, "resumed": resume,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
