@@ -31,17 +31,28 @@ from PIL import Image
 
 from _common import print_table
 from deepfake_attention import Detector, analyze
+from deepfake_attention.data.faces import detect_faces
+from deepfake_attention.data.media import read_image
+from deepfake_attention.demo import sample_photo
 
 
 def make_files(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
-    """``count`` JPEG photos-like images (smooth gradients, shapes and noise), deterministic."""
+    """``count`` distinct JPEGs with one real face each, deterministic: the demo portrait (Grace Hopper,
+    shipped in matplotlib) scaled to the canvas height, placed at a random offset on a smooth
+    background, with brightness jitter and noise. A face is needed: without one the server answers
+    ``no_face`` before the model runs, and the bench would time nothing."""
     width, height = size
+    photo = Image.open(sample_photo()).convert("RGB")
+    scale = min(height / photo.height, width / photo.width)
+    face = np.asarray(photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), Image.BILINEAR), np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     files = []
     for index in range(count):
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-        base = np.stack([np.sin(xx / rng.uniform(20, 80) + c) * np.cos(yy / rng.uniform(20, 80)) for c in range(3)], axis=2)
-        image = (base * 90 + 128 + rng.normal(0, 12, base.shape)).clip(0, 255).astype(np.uint8)
+        canvas = np.stack([np.sin(xx / rng.uniform(20, 80) + c) * np.cos(yy / rng.uniform(20, 80)) for c in range(3)], axis=2) * 90 + 128
+        x0 = int(rng.integers(0, width - face.shape[1] + 1))
+        canvas[: face.shape[0], x0 : x0 + face.shape[1]] = face * rng.uniform(0.8, 1.2)
+        image = (canvas + rng.normal(0, 4, canvas.shape)).clip(0, 255).astype(np.uint8)
         path = folder / f"img{index:03d}.jpg"
         Image.fromarray(image).save(path, quality=90)
         files.append(path)
@@ -138,6 +149,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="service-load-") as tmp:
         files = make_files(Path(tmp), args.files, (width, height))
+        faceless = [f.name for f in files if len(detect_faces(read_image(f), "haar")) != 1]
+        if faceless:
+            raise RuntimeError(f"the bench's images must hold one face each; not: {faceless}")
         payloads = [(f.name, f.read_bytes()) for f in files]
         if args.torch_threads:
             torch.set_num_threads(args.torch_threads)
