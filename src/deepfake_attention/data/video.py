@@ -1,4 +1,4 @@
-"""Video decoding with PyAV: probe, uniform sampling by time, bounded memory, readable errors.
+"""Video decoding with PyAV: uniform sampling by time, bounded memory, readable errors (probing: `video_probe`).
 
 Sampling decodes *sequentially*: packets are demuxed and decoded forward and, for every target
 time, the frame *on screen* at that time is kept: the last frame whose presentation time
@@ -29,37 +29,16 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .media import MediaError, file_errors, sniff_kind
+from .media import MediaError
+from .video_probe import DEFAULT_MAX_DIMENSION, VideoInfo, ffmpeg_reason, open_video, probe_video, quarter_turns
 
 DEFAULT_FRAMES = 32
-DEFAULT_MAX_DIMENSION = 8192
-"""Largest width or height accepted by default; larger videos are refused before decoding."""
 DEFAULT_SEEK_GAP_S = 10.0
-_PROBE_PACKETS = 300  # packets read by probe_video while looking for a first frame (rotation)
 _MAX_CONSECUTIVE_ERRORS = 64  # a stream that fails this many packets in a row is given up
 _TIME_EPS = 1e-6  # seconds: a frame whose time equals a target (up to rounding) is the one shown then
 
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video holds. ``width`` x ``height`` is the upright display size (rotation and pixel
-    aspect applied); ``rotation`` is in degrees counter-clockwise, as PyAV's ``VideoFrame.rotation``
-    and ffprobe's display matrix report it (the picture is rotated by it to be shown upright)."""
-
-    duration_s: float
-    frame_count: int
-    frame_count_estimated: bool  # True when the container does not store it (mkv, webm): duration x fps
-    fps: float  # average frame rate
-    width: int
-    height: int
-    rotation: int
-    codec: str
-    has_audio: bool
-    container: str
-    start_s: float = 0.0  # the stream's start time; frame times are relative to it
-    coded_width: int = 0
-    coded_height: int = 0
-    sample_aspect_ratio: float = 1.0
+__all__ = ["DEFAULT_FRAMES", "DEFAULT_MAX_DIMENSION", "DEFAULT_SEEK_GAP_S", "SampledFrames", "VideoFrame", "VideoInfo",
+           "VideoReadReport", "iter_sampled_frames", "probe_video", "sample_times"]
 
 
 @dataclass(frozen=True)
@@ -91,129 +70,6 @@ class VideoReadReport:
     def ok(self) -> bool:
         """True when nothing went wrong while reading."""
         return not (self.truncated or self.decode_errors or self.corrupt_frames)
-
-
-def _open(path: str | Path) -> av.container.InputContainer:
-    """Open a media file, every failure as a :class:`MediaError` with a readable message."""
-    path = Path(path)
-    with file_errors():
-        if path.is_dir():
-            raise MediaError("this is a directory, not a file")
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = handle.read(16) if size else b""
-    if size == 0:
-        raise MediaError("the file is empty (0 bytes)")
-    try:
-        return av.open(str(path), metadata_errors="ignore")
-    except av.error.InvalidDataError as error:
-        if sniff_kind(head) == "video":
-            raise MediaError(f"the video container is damaged or truncated and cannot be opened ({_reason(error)})") from None
-        raise MediaError("not a recognised video format: FFmpeg cannot read this file's container (is it really a video?)") from None
-    except av.error.FFmpegError as error:
-        raise MediaError(f"the video could not be opened ({_reason(error)})") from None
-
-
-def _reason(error: BaseException) -> str:
-    """FFmpeg's explanation without the errno and file name PyAV adds."""
-    return str(getattr(error, "strerror", None) or error)
-
-
-def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    if not container.streams.video:
-        holds = "only audio" if container.streams.audio else "no audio or video"
-        raise MediaError(f"the file has no video stream (it holds {holds}); pass a video file")
-    return container.streams.video[0]
-
-
-def _as_float(value: Fraction | int | float | None) -> float:
-    return float(value) if value else 0.0
-
-
-def _display_size(width: int, height: int, sar: float, rotation: int) -> tuple[int, int]:
-    """Upright display size: pixel aspect applied to the width, then 90/270 degree rotations swap."""
-    if sar > 0 and abs(sar - 1.0) > 1e-3:
-        width = max(1, round(width * sar))
-    return (height, width) if _quarter_turns(rotation) % 2 else (width, height)
-
-
-def _quarter_turns(rotation: int) -> int:
-    """Counter-clockwise quarter turns that bring the picture upright (rotation rounded to 90 degrees)."""
-    return round(rotation / 90) % 4
-
-
-def _clock_seconds(tag: str | None) -> float:
-    """``HH:MM:SS.fraction`` (Matroska's per-stream DURATION tag) in seconds, 0 when absent or unreadable."""
-    try:
-        hours, minutes, seconds = (tag or "").split(":")
-        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    except ValueError:
-        return 0.0
-
-
-def _first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> av.VideoFrame | None:
-    """The first frame that decodes within the first packets, or None."""
-    for count, packet in enumerate(container.demux(stream)):
-        if count >= _PROBE_PACKETS:
-            return None
-        try:
-            frames = packet.decode()
-        except av.error.FFmpegError:
-            continue
-        if frames:
-            return frames[0]
-    return None
-
-
-def probe_video(path: str | Path, *, max_dimension: int = DEFAULT_MAX_DIMENSION) -> VideoInfo:
-    """Read a video's header and its first frame (for rotation). Errors are :class:`MediaError`."""
-    container = _open(path)
-    try:
-        stream = _video_stream(container)
-        time_base = stream.time_base or Fraction(1, 1)
-        try:
-            first = _first_frame(container, stream)
-        except av.error.FFmpegError:  # demux failure right at the start: rotation from metadata only
-            first = None
-        # The display matrix reaches decoded frames as side data (FFmpeg >= 7 no longer exports the
-        # old clockwise "rotate" tag), hence one decoded frame.
-        rotation = first.rotation if first is not None else 0
-        rotation = rotation % 360 - 360 if rotation % 360 > 180 else rotation % 360  # in (-180, 180]
-        coded_width = stream.codec_context.width or (first.width if first is not None else 0)
-        coded_height = stream.codec_context.height or (first.height if first is not None else 0)
-        if coded_width <= 0 or coded_height <= 0:
-            raise MediaError("the video stream has no picture size and no frame decodes: the file is damaged")
-        if max(coded_width, coded_height) > max_dimension:
-            raise MediaError(
-                f"video is {coded_width}x{coded_height} pixels, above the limit of {max_dimension} px per side; "
-                "raise max_dimension to allow it"
-            )
-        sar = _as_float(stream.sample_aspect_ratio) or 1.0
-        start_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
-        if stream.duration:
-            duration = float(stream.duration * time_base)
-        elif _clock_seconds(stream.metadata.get("DURATION")):  # Matroska/WebM store it per stream as a tag
-            duration = _clock_seconds(stream.metadata.get("DURATION"))
-        elif container.duration:  # the longest stream: may include audio beyond the video's end
-            duration = container.duration / av.time_base
-        else:
-            duration = 0.0
-        frames = int(stream.frames or 0)
-        fps = _as_float(stream.average_rate) or (frames / duration if frames and duration else 0.0) or _as_float(stream.guessed_rate)
-        if not duration and frames and fps:
-            duration = frames / fps
-        estimated = frames <= 0
-        if estimated:
-            frames = max(1, round(duration * fps)) if duration and fps else 0
-        width, height = _display_size(coded_width, coded_height, sar, rotation)
-        return VideoInfo(
-            duration_s=duration, frame_count=frames, frame_count_estimated=estimated, fps=fps,
-            width=width, height=height, rotation=rotation, codec=stream.codec_context.name,
-            has_audio=bool(container.streams.audio), container=container.format.name,
-            start_s=start_s, coded_width=coded_width, coded_height=coded_height, sample_aspect_ratio=sar,
-        )
-    finally:
-        container.close()
 
 
 def sample_times(info: VideoInfo, *, frames: int = DEFAULT_FRAMES, fps: float | None = None) -> tuple[float, ...]:
@@ -283,7 +139,7 @@ class SampledFrames(Iterator[VideoFrame]):
         self.report = VideoReadReport(frames_requested=len(self.times))
         self._max_side, self._max_dimension, self._seek_gap_s = max_side, max_dimension, seek_gap_s
         self._first_error: str | None = None
-        self._container = _open(path)
+        self._container = open_video(path)
         self._generator = self._generate()
 
     def __next__(self) -> VideoFrame:
@@ -308,7 +164,7 @@ class SampledFrames(Iterator[VideoFrame]):
                 frames = packet.decode()
             except av.error.FFmpegError as error:
                 self.report.decode_errors += 1
-                self._first_error = self._first_error or _reason(error)
+                self._first_error = self._first_error or ffmpeg_reason(error)
                 consecutive += 1
                 if consecutive >= _MAX_CONSECUTIVE_ERRORS:
                     raise
@@ -329,7 +185,7 @@ class SampledFrames(Iterator[VideoFrame]):
             image = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
         else:
             image = frame.to_ndarray(format="rgb24")
-        turns = _quarter_turns(frame.rotation or self.info.rotation)
+        turns = quarter_turns(frame.rotation or self.info.rotation)
         if turns:
             image = np.ascontiguousarray(np.rot90(image, k=turns))
         self.report.frames_decoded += 1
@@ -376,7 +232,7 @@ class SampledFrames(Iterator[VideoFrame]):
                             seek_to = targets[target_index]
                             break
                 except av.error.FFmpegError as error:  # demuxing failed, or too many bad packets in a row
-                    broke_off = _reason(error)
+                    broke_off = ffmpeg_reason(error)
                     break
                 if seek_to is None:
                     break  # end of stream
