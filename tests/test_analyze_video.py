@@ -187,7 +187,7 @@ def test_mixed_folder_keeps_order_with_workers(checkpoint: Path, tmp_path: Path)
 def test_chunks_give_the_same_row_as_one_piece(checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     video = one_face_video(tmp_path / "long.mp4", count=20)
     whole = analyze([video], tmp_path / "a", model=checkpoint, device="cpu", fps=10, save_maps="none", progress=False).rows[0]
-    monkeypatch.setattr("deepfake_attention.video_analysis.CHUNK_FRAMES", 3)
+    monkeypatch.setattr("deepfake_attention.video_chunks.CHUNK_FRAMES", 3)
     chunked = analyze([video], tmp_path / "b", model=checkpoint, device="cpu", fps=10, save_maps="none", workers=1, progress=False).rows[0]
     assert len(whole.extra["frames"]) == 20 and whole.extra["sampling"] == {"frames": None, "fps": 10}
     assert chunked.extra["frames"] == whole.extra["frames"] and chunked.extra["tracks"] == whole.extra["tracks"]

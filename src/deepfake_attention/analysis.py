@@ -40,7 +40,8 @@ from .sharding import (
     Plan, PartWriter, Ranks, finish, fingerprint, join_ranks, mark_done, mark_failed, merge_failed, merge_parts, part_path, prepare, rank_device,
     read_merged, shard, status_counts, wait_for_merge, wait_for_ranks,
 )
-from .video_analysis import AGGREGATES, VideoAccumulator, VideoChunk, iter_video_chunks
+from .video_analysis import AGGREGATES, VideoAccumulator
+from .video_chunks import VideoChunk, iter_video_chunks
 
 SAVE_MAPS = ("none", "panel", "all")
 

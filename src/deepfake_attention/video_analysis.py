@@ -2,10 +2,10 @@
 -> batched scores with Grad-CAM++ (main process) -> face tracks, per-track scores, attention
 consistency -> one result row, a timeline, a contact sheet and optionally an annotated video.
 
-**Memory.** The worker decodes sequentially (``data.video``: one or two frames alive), finds the
-faces of each sampled frame and keeps only their crops resized to the model's input size; it
-sends them in chunks of :data:`CHUNK_FRAMES` sampled frames, so crops in flight stay bounded
-however long the video or high the ``--fps``. The main process keeps per face-frame only its
+**Memory.** The worker (``video_chunks``) decodes sequentially (``data.video``: one or two frames
+alive), finds the faces of each sampled frame and keeps only their crops resized to the model's
+input size; it sends them in chunks of ``video_chunks.CHUNK_FRAMES`` sampled frames, so crops in
+flight stay bounded however long the video or high the ``--fps``. The main process keeps per face-frame only its
 box and scores (a few hundred bytes), plus its feature vector with ``--temporal-head`` (2 KiB) and
 two 32x32 float16 maps with ``--annotate`` (4 KiB); attention consistency is computed on the fly
 over a window of the last ``max_gap + 1`` frames, and the contact sheet keeps the
@@ -43,13 +43,11 @@ scored on the frames it gave: status ``ok`` (or ``no_face``) with that message i
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import math
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,100 +55,28 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import FAKE_INDEX, Preprocess
-from .data.faces import FaceCrop, find_faces
+from .checkpoint import FAKE_INDEX
+from .data.faces import FaceCrop
 from .data.media import MediaError
 from .data.tracks import TrackConfig, link_tracks
-from .data.transforms import resize_square
-from .data.video import iter_sampled_frames
 from .detector import Detector, FacePrediction
 from .explain.render import FaceView, map_png, resize_map
 from .inputs import InputItem
 from .metrics.attention import frame_consistency, summarize
 from .metrics.video import aggregate_videos
-from .model.backbones import file_sha256
 from .model.temporal import TemporalAttentionPooling
 from .results import Detection, ResultRow
+from .video_chunks import VideoChunk, iter_video_chunks
 from .video_report import AnnotatedFace, SheetFace, TimelineTrack, render_contact_sheet, render_timeline, write_annotated_video
 
 if TYPE_CHECKING:
     from .analysis import AnalyzeOptions
 
-CHUNK_FRAMES = 16
 AGGREGATES = {"mean": "track-mean-then-max", "median": "track-median-then-max", "topk": "track-topk-then-max"}
 SHEET_FACES = 6
 CONSISTENCY_SIZE = 56
 STORED_MAP_SIZE = 32
 TRACKS = TrackConfig()
-
-
-@dataclass
-class SampledFaces:
-    """One sampled frame: its position, time (seconds from PTS) and faces (crops at the model's size)."""
-
-    sample_index: int
-    frame_index: int | None
-    time_s: float
-    faces: list[FaceCrop]
-
-
-@dataclass
-class VideoChunk:
-    """A worker's message: consecutive sampled frames of one video. The first carries ``info``;
-    the last has ``last=True`` and the decoder's ``warning`` or the ``error`` that ended it."""
-
-    index: int
-    item: InputItem
-    frames: list[SampledFaces]
-    first: bool
-    last: bool
-    info: dict[str, Any] | None = None
-    input_sha256: str | None = None
-    warning: str | None = None
-    error: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def faces(self) -> list[FaceCrop]:
-        return [face for frame in self.frames for face in frame.faces]
-
-
-def iter_video_chunks(index: int, item: InputItem, options: "AnalyzeOptions", preprocess: Preprocess) -> Iterator[VideoChunk]:
-    """Decode, sample and find faces (worker side); yields :class:`VideoChunk` messages, the last one
-    with ``last=True``. Media errors never escape: they end the video with an error chunk."""
-    state: dict[str, Any] = {"first": True, "frames": [], "timings": {"decode_s": 0.0, "detect_s": 0.0}}
-    try:
-        sha = file_sha256(item.path)
-    except OSError:
-        sha = None  # missing or unreadable: opening the video below says which, in words
-
-    def chunk(last: bool, **fields: Any) -> VideoChunk:
-        message = VideoChunk(index, item, state["frames"], state["first"], last, input_sha256=sha, timings=state["timings"], **fields)
-        state.update(first=False, frames=[], timings={"decode_s": 0.0, "detect_s": 0.0})
-        return message
-
-    try:
-        clock = time.perf_counter()
-        with iter_sampled_frames(item.path, frames=options.frames, fps=options.fps) as sampled:
-            info = {
-                "duration_s": sampled.info.duration_s, "fps": sampled.info.fps, "width": sampled.info.width, "height": sampled.info.height,
-                "rotation": sampled.info.rotation, "codec": sampled.info.codec, "frames_requested": len(sampled.times),
-            }
-            for frame in sampled:
-                now = time.perf_counter()
-                state["timings"]["decode_s"] += now - clock
-                faces = find_faces(frame.image, preprocess.detector, preprocess.crop_scale, enabled=options.face_detect)
-                faces = [dataclasses.replace(face, crop=resize_square(face.crop, preprocess.size)) for face in faces]
-                state["frames"].append(SampledFaces(frame.sample_index, frame.frame_index, frame.time_s, faces))
-                clock = time.perf_counter()
-                state["timings"]["detect_s"] += clock - now
-                if len(state["frames"]) == CHUNK_FRAMES:
-                    yield chunk(False, info=info if state["first"] else None)
-                    clock = time.perf_counter()
-            warning = sampled.report.message or None
-        yield chunk(True, info=info if state["first"] else None, warning=warning)
-    except MediaError as error:
-        yield chunk(True, error=str(error))
 
 
 @dataclass

@@ -1,0 +1,95 @@
+"""The worker side of video analysis: decode a video, sample its frames, find their faces and send
+the crops (resized to the model's input) to the main process in chunks of :data:`CHUNK_FRAMES`
+sampled frames, so the crops in flight stay bounded however long the video or high the ``--fps``.
+Media errors never escape: they end the video with an error chunk. The main side is
+``video_analysis.VideoAccumulator``."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .checkpoint import Preprocess
+from .data.faces import FaceCrop, find_faces
+from .data.media import MediaError
+from .data.transforms import resize_square
+from .data.video import iter_sampled_frames
+from .inputs import InputItem
+from .model.backbones import file_sha256
+
+if TYPE_CHECKING:
+    from .analysis import AnalyzeOptions
+
+CHUNK_FRAMES = 16
+
+
+@dataclass
+class SampledFaces:
+    """One sampled frame: its position, time (seconds from PTS) and faces (crops at the model's size)."""
+
+    sample_index: int
+    frame_index: int | None
+    time_s: float
+    faces: list[FaceCrop]
+
+
+@dataclass
+class VideoChunk:
+    """A worker's message: consecutive sampled frames of one video. The first carries ``info``;
+    the last has ``last=True`` and the decoder's ``warning`` or the ``error`` that ended it."""
+
+    index: int
+    item: InputItem
+    frames: list[SampledFaces]
+    first: bool
+    last: bool
+    info: dict[str, Any] | None = None
+    input_sha256: str | None = None
+    warning: str | None = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def faces(self) -> list[FaceCrop]:
+        return [face for frame in self.frames for face in frame.faces]
+
+
+def iter_video_chunks(index: int, item: InputItem, options: "AnalyzeOptions", preprocess: Preprocess) -> Iterator[VideoChunk]:
+    """Decode, sample and find faces (worker side); yields :class:`VideoChunk` messages, the last one
+    with ``last=True``. Media errors never escape: they end the video with an error chunk."""
+    state: dict[str, Any] = {"first": True, "frames": [], "timings": {"decode_s": 0.0, "detect_s": 0.0}}
+    try:
+        sha = file_sha256(item.path)
+    except OSError:
+        sha = None  # missing or unreadable: opening the video below says which, in words
+
+    def chunk(last: bool, **fields: Any) -> VideoChunk:
+        message = VideoChunk(index, item, state["frames"], state["first"], last, input_sha256=sha, timings=state["timings"], **fields)
+        state.update(first=False, frames=[], timings={"decode_s": 0.0, "detect_s": 0.0})
+        return message
+
+    try:
+        clock = time.perf_counter()
+        with iter_sampled_frames(item.path, frames=options.frames, fps=options.fps) as sampled:
+            info = {
+                "duration_s": sampled.info.duration_s, "fps": sampled.info.fps, "width": sampled.info.width, "height": sampled.info.height,
+                "rotation": sampled.info.rotation, "codec": sampled.info.codec, "frames_requested": len(sampled.times),
+            }
+            for frame in sampled:
+                now = time.perf_counter()
+                state["timings"]["decode_s"] += now - clock
+                faces = find_faces(frame.image, preprocess.detector, preprocess.crop_scale, enabled=options.face_detect)
+                faces = [dataclasses.replace(face, crop=resize_square(face.crop, preprocess.size)) for face in faces]
+                state["frames"].append(SampledFaces(frame.sample_index, frame.frame_index, frame.time_s, faces))
+                clock = time.perf_counter()
+                state["timings"]["detect_s"] += clock - now
+                if len(state["frames"]) == CHUNK_FRAMES:
+                    yield chunk(False, info=info if state["first"] else None)
+                    clock = time.perf_counter()
+            warning = sampled.report.message or None
+        yield chunk(True, info=info if state["first"] else None, warning=warning)
+    except MediaError as error:
+        yield chunk(True, error=str(error))
