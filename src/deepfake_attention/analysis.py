@@ -36,9 +36,10 @@ from .image_analysis import LoadedInput, Renderer, load_image, make_image_row
 from .inputs import InputItem, discover
 from .model.temporal import TemporalAttentionPooling, load_temporal_head
 from .results import ResultRow
+from .ranks import Ranks, join_ranks, rank_device
 from .sharding import (
-    Plan, PartWriter, Ranks, finish, fingerprint, join_ranks, mark_done, mark_failed, merge_failed, merge_parts, part_path, prepare, rank_device,
-    read_merged, shard, status_counts, wait_for_merge, wait_for_ranks,
+    Plan, PartWriter, finish, fingerprint, mark_done, mark_failed, merge_failed, merge_parts, part_path, prepare, read_merged, shard,
+    status_counts, wait_for_merge, wait_for_ranks,
 )
 from .video_analysis import AGGREGATES, VideoAccumulator
 from .video_chunks import VideoChunk, iter_video_chunks

@@ -1,5 +1,6 @@
 """Sharded and resumable ``analyze`` runs: which rank takes which input, the journal of finished
-rows, resuming from it, and the merge of the ranks' parts into one set of files in input order.
+rows, resuming from it, and the merge of the ranks' parts into one set of files in input order
+(the processes themselves, rank and world size: ``ranks``).
 
 Layout of an unfinished run under ``--out``::
 
@@ -42,9 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import torch
-import torch.distributed as dist
-
 from .checkpoint import atomic_write_json
 from .inputs import InputItem
 from .results import ROW_FIELDS, STATUSES, Detection, ResultRow, ResultWriter, read_results
@@ -60,65 +58,6 @@ ROW_OPTIONS = ("cam", "save_maps", "face_detect", "max_pixels", "frames", "fps",
 
 class JournalError(ValueError):
     """The journal of an unfinished run cannot be used as it is (the message says what to do)."""
-
-
-# ---------------------------------------------------------------- ranks
-
-
-@dataclass
-class Ranks:
-    """This process's place in the run: rank, world size, and the gloo group for small objects."""
-
-    rank: int = 0
-    world: int = 1
-    group: Any = None
-    owned: bool = False
-    """True when :func:`join_ranks` started the process group (and :meth:`close` ends it)."""
-
-    def broadcast(self, value: Any) -> Any:
-        """Rank 0's ``value`` on every rank."""
-        if self.world == 1:
-            return value
-        box = [value]
-        dist.broadcast_object_list(box, src=0, group=self.group)
-        return box[0]
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier(group=self.group)
-
-    def close(self) -> None:
-        if self.owned and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def join_ranks() -> Ranks:
-    """Join the run's ranks: an initialised process group, or torchrun's environment
-    (``WORLD_SIZE`` > 1: a gloo group is started; analysis exchanges only small objects),
-    else a single process."""
-    from .train.distributed import init_from_env
-
-    if not dist.is_available():
-        return Ranks()
-    owned = not dist.is_initialized()
-    if not init_from_env(torch.device("cpu")):
-        return Ranks()
-    world = dist.get_world_size()
-    if world == 1:
-        return Ranks(owned=owned)
-    group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
-    return Ranks(dist.get_rank(), world, group, owned)
-
-
-def rank_device(device: str, ranks: Ranks) -> torch.device:
-    """The device of this rank: ``cuda`` becomes ``cuda:LOCAL_RANK`` (modulo the GPUs) under torchrun."""
-    from .device import resolve_device
-
-    resolved = resolve_device(device)
-    if resolved.type == "cuda" and resolved.index is None and ranks.world > 1:
-        local = int(os.environ.get("LOCAL_RANK", ranks.rank))
-        return torch.device("cuda", local % torch.cuda.device_count())
-    return resolved
 
 
 def shard(remaining: Sequence[int], rank: int, world: int) -> list[int]:
