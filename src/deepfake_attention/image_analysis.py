@@ -19,7 +19,7 @@ from .inputs import InputItem
 from .results import Detection, ResultRow
 
 if TYPE_CHECKING:
-    from .analysis import AnalyzeOptions
+    from .analysis_options import AnalyzeOptions
 
 
 @dataclass

@@ -6,7 +6,7 @@ import html
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .analysis import RunSummary
+    from .analysis_options import RunSummary
     from .detector import Detector
 
 MAX_ROWS = 500

@@ -70,7 +70,7 @@ from .video_chunks import VideoChunk, iter_video_chunks
 from .video_report import AnnotatedFace, SheetFace, TimelineTrack, render_contact_sheet, render_timeline, write_annotated_video
 
 if TYPE_CHECKING:
-    from .analysis import AnalyzeOptions
+    from .analysis_options import AnalyzeOptions
 
 AGGREGATES = {"mean": "track-mean-then-max", "median": "track-median-then-max", "topk": "track-topk-then-max"}
 SHEET_FACES = 6
@@ -325,9 +325,9 @@ def _offset(a: FaceCrop, b: FaceCrop, side: int) -> tuple[int, int]:
 def score_video(path: str | Path, detector: Detector, *, threshold: float | None = None, **options: Any) -> ResultRow:
     """One video's result row in this process, nothing rendered (for ``evaluate`` on video manifests,
     notebooks): the row ``analyze`` would write, with per-frame scores in ``extra["frames"]`` and
-    per-track scores in ``extra["tracks"]``. ``options`` are :class:`~.analysis.AnalyzeOptions` fields
+    per-track scores in ``extra["tracks"]``. ``options`` are :class:`~.analysis_options.AnalyzeOptions` fields
     (``frames``, ``fps``, ``aggregate``, ``topk``, ``face_detect``, ``cam`` ...); ``save_maps`` is "none"."""
-    from .analysis import AnalyzeOptions
+    from .analysis_options import AnalyzeOptions
 
     opts = AnalyzeOptions(**{"cam": False, "progress": False, **options, "save_maps": "none", "annotate": False})
     item = InputItem(str(path), "video")

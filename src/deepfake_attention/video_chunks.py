@@ -21,7 +21,7 @@ from .inputs import InputItem
 from .model.backbones import file_sha256
 
 if TYPE_CHECKING:
-    from .analysis import AnalyzeOptions
+    from .analysis_options import AnalyzeOptions
 
 CHUNK_FRAMES = 16
 
