@@ -12,7 +12,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-from .analysis import AnalyzeOptions, RunSummary, analyze
+from .analysis import analyze
+from .analysis_options import AnalyzeOptions, RunSummary
 from .checkpoint import CheckpointConfig, CheckpointError, Preprocess, load_checkpoint, save_checkpoint
 from .data.media import MediaError
 from .detector import Detector
