@@ -139,6 +139,7 @@ class SampledFrames(Iterator[VideoFrame]):
         self.report = VideoReadReport(frames_requested=len(self.times))
         self._max_side, self._max_dimension, self._seek_gap_s = max_side, max_dimension, seek_gap_s
         self._first_error: str | None = None
+        self._yielded_serial = -1  # the decoded frame yielded last: a frame is never two samples in a row
         self._container = open_video(path)
         self._generator = self._generate()
 
@@ -172,7 +173,13 @@ class SampledFrames(Iterator[VideoFrame]):
             consecutive = 0
             yield from frames
 
-    def _emit(self, chosen: _Decoded, sample_index: int, target: float) -> VideoFrame:
+    def _emit(self, chosen: _Decoded, target: float) -> VideoFrame | None:
+        """``chosen`` as the sample for ``target``; None (counted) when it was the last one yielded."""
+        if chosen.serial == self._yielded_serial:
+            self.report.duplicates_skipped += 1
+            return None
+        self._yielded_serial = chosen.serial
+        sample_index = self.report.frames_decoded
         frame = chosen.frame
         if max(frame.width, frame.height) > self._max_dimension:
             raise MediaError(f"a frame is {frame.width}x{frame.height} pixels, above the limit of {self._max_dimension} px per side")
@@ -197,7 +204,7 @@ class SampledFrames(Iterator[VideoFrame]):
         stream.thread_type = "AUTO"
         time_base = stream.time_base or Fraction(1, 1)
         period = 1.0 / info.fps if info.fps > 0 else 0.04
-        target_index, serial, index, yielded_serial = 0, 0, 0, -1
+        target_index, serial, index = 0, 0, 0
         previous: _Decoded | None = None
         last_time, end_time, broke_off = -math.inf, 0.0, None
         try:
@@ -216,12 +223,9 @@ class SampledFrames(Iterator[VideoFrame]):
                         index = None if index is None else index + 1
                         # Targets before this frame's time were on screen during the previous frame.
                         while target_index < len(targets) and targets[target_index] < time_s - _TIME_EPS:
-                            chosen = previous if previous is not None else current
-                            if chosen.serial == yielded_serial:
-                                report.duplicates_skipped += 1
-                            else:
-                                yielded_serial = chosen.serial
-                                yield self._emit(chosen, report.frames_decoded, targets[target_index])
+                            sample = self._emit(previous if previous is not None else current, targets[target_index])
+                            if sample is not None:
+                                yield sample
                             target_index += 1
                         if target_index >= len(targets):
                             break
@@ -245,11 +249,9 @@ class SampledFrames(Iterator[VideoFrame]):
                 frames = self._packets_decoded(stream)
             # End of stream: targets left fall on the last frame while it is on screen.
             while target_index < len(targets) and previous is not None and targets[target_index] <= end_time + period / 2:
-                if previous.serial == yielded_serial:
-                    report.duplicates_skipped += 1
-                else:
-                    yielded_serial = previous.serial
-                    yield self._emit(previous, report.frames_decoded, targets[target_index])
+                sample = self._emit(previous, targets[target_index])
+                if sample is not None:
+                    yield sample
                 target_index += 1
             missing = len(targets) - target_index
             report.truncated = broke_off is not None or missing > 0
