@@ -32,7 +32,7 @@ test: install-dev
 
 # Train, calibrate, evaluate and install the shipped default model (about an hour on 2 CPU cores).
 default-model: install-dev
-	$(BIN)/python -m deepfake_attention.train.recipe --data ../shared/data --out runs/default-model --install
+	$(BIN)/python -m deepfake_attention.recipe --data ../shared/data --out runs/default-model --install
 
 bench: install-dev
 	$(BIN)/python bench/explain_speed.py

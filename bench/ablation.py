@@ -33,17 +33,17 @@ import torch
 
 from _common import interleaved_medians
 from deepfake_attention import Detector, GradCAMPlusPlus
-from deepfake_attention.calibrate import calibrate
+from deepfake_attention.evaluation.calibrate import calibrate
 from deepfake_attention.data.datasets import read_mask
 from deepfake_attention.data.manifest import read_manifest
 from deepfake_attention.data.media import read_image
 from deepfake_attention.detector import fake_minus_real
 from deepfake_attention.device import resolve_device
-from deepfake_attention.eval_metrics import batches, predict_probs
-from deepfake_attention.evaluation import evaluate
+from deepfake_attention.evaluation.sections import batches, predict_probs
+from deepfake_attention.evaluation.run import evaluate
 from deepfake_attention.metrics import auc_roc, equal_error_rate, explanation_images, localization_scores
 from deepfake_attention.train import load_config, train
-from deepfake_attention.train.recipe import CONFIG, prepare
+from deepfake_attention.recipe.run import CONFIG, prepare
 
 ARMS = {
     "seed": [],

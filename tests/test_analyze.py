@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from deepfake_attention import analyze
+from deepfake_attention.analysis.results import FACE_FIELDS, ROW_FIELDS, read_results
 from deepfake_attention.cli import main
-from deepfake_attention.results import FACE_FIELDS, ROW_FIELDS, read_results
 
 from .conftest import make_checkpoint, random_rgb, write_image
 

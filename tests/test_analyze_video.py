@@ -19,10 +19,11 @@ import skimage.data
 from PIL import Image
 
 from deepfake_attention import Detector, analyze
+from deepfake_attention.analysis.results import read_results
+from deepfake_attention.checkpoint import save_temporal_head
 from deepfake_attention.data.video import iter_sampled_frames, probe_video
 from deepfake_attention.data.video_writer import write_video
-from deepfake_attention.model.temporal import TemporalAttentionPooling, save_temporal_head
-from deepfake_attention.results import read_results
+from deepfake_attention.model.temporal import TemporalAttentionPooling
 
 from .conftest import make_checkpoint, write_image
 from .videos import damage, make_audio_only
@@ -187,7 +188,7 @@ def test_mixed_folder_keeps_order_with_workers(checkpoint: Path, tmp_path: Path)
 def test_chunks_give_the_same_row_as_one_piece(checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     video = one_face_video(tmp_path / "long.mp4", count=20)
     whole = analyze([video], tmp_path / "a", model=checkpoint, device="cpu", fps=10, save_maps="none", progress=False).rows[0]
-    monkeypatch.setattr("deepfake_attention.video_chunks.CHUNK_FRAMES", 3)
+    monkeypatch.setattr("deepfake_attention.analysis.video_chunks.CHUNK_FRAMES", 3)
     chunked = analyze([video], tmp_path / "b", model=checkpoint, device="cpu", fps=10, save_maps="none", workers=1, progress=False).rows[0]
     assert len(whole.extra["frames"]) == 20 and whole.extra["sampling"] == {"frames": None, "fps": 10}
     assert chunked.extra["frames"] == whole.extra["frames"] and chunked.extra["tracks"] == whole.extra["tracks"]
@@ -271,7 +272,7 @@ def test_options_are_validated(checkpoint: Path, tmp_path: Path) -> None:
 
 
 def test_score_video_matches_analyze(checkpoint: Path, tmp_path: Path) -> None:
-    from deepfake_attention.video_analysis import score_video
+    from deepfake_attention.analysis.video import score_video
 
     video = two_face_video(tmp_path / "pair.mp4", count=6)
     detector = Detector.load(checkpoint, device="cpu")

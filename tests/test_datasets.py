@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from deepfake_attention.checkpoint import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from deepfake_attention.data.datasets import NO_MASK, FolderDataset, HorizontalFlip, ManifestDataset
 from deepfake_attention.data.manifest import ManifestRow
 from deepfake_attention.data.media import MediaError
+from deepfake_attention.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 from .conftest import random_rgb, write_image
 

@@ -16,9 +16,9 @@ from sklearn.metrics import roc_auc_score
 from deepfake_attention.data.manifest import ManifestRow, write_manifest
 from deepfake_attention.data.perturb import PERTURBATIONS, apply_perturbation, perturbation_name
 from deepfake_attention.detector import Detector
-from deepfake_attention.eval_metrics import MaskMean, equivalent_threshold, jsonable
-from deepfake_attention.eval_report import text_summary
-from deepfake_attention.evaluation import EvaluateOptions, evaluate
+from deepfake_attention.evaluation.report import text_summary
+from deepfake_attention.evaluation.run import EvaluateOptions, evaluate
+from deepfake_attention.evaluation.sections import MaskMean, equivalent_threshold, jsonable
 from deepfake_attention.metrics import boundary_map, fit_temperature, localization_report, prior_map
 
 from .conftest import make_checkpoint

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from deepfake_attention import AttentionMapModel, CheckpointConfig, Detector, Preprocess, attention_map, save_checkpoint
-from deepfake_attention.export import FORMATS, METADATA_KEY, SUFFIXES, export, load_exported
+from deepfake_attention.interop.export import FORMATS, METADATA_KEY, SUFFIXES, export, load_exported
 
 TOLERANCE = 1e-4
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from deepfake_attention import AttentionMapModel, CheckpointConfig, Detector, Preprocess, save_checkpoint
-from deepfake_attention.features import SCHEMA, extract_features, face_features, load_features, save_features, write_features
+from deepfake_attention.interop.features import SCHEMA, extract_features, face_features, load_features, save_features, write_features
 
 from .conftest import make_checkpoint, random_rgb, write_image
 from .videos import make_video

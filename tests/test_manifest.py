@@ -8,17 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deepfake_attention.data.manifest import (
-    COLUMNS,
-    ManifestError,
-    ManifestRow,
-    filter_split,
-    format_summary,
-    label_counts,
-    read_manifest,
-    split_by_group,
-    write_manifest,
-)
+from deepfake_attention.data.manifest import COLUMNS, ManifestError, ManifestRow, filter_split, format_summary, label_counts, read_manifest, split_by_group, write_manifest
 
 HEADER = ",".join(COLUMNS)
 

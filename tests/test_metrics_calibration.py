@@ -7,14 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from deepfake_attention.metrics import (
-    apply_temperature,
-    brier_score,
-    calibration_report,
-    expected_calibration_error,
-    fit_temperature,
-    reliability_diagram,
-)
+from deepfake_attention.metrics import apply_temperature, brier_score, calibration_report, expected_calibration_error, fit_temperature, reliability_diagram
 from deepfake_attention.metrics.calibration import nll
 
 # 5 bins: [0,.2) [.2,.4) [.4,.6) [.6,.8) [.8,1]

@@ -12,16 +12,7 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from deepfake_attention.explain.cam import GradCAMPlusPlus
-from deepfake_attention.metrics import (
-    average_drop,
-    cascading_layers,
-    deletion_insertion,
-    explanation_images,
-    faithfulness_report,
-    increase_in_confidence,
-    randomization_check,
-    randomize_layers,
-)
+from deepfake_attention.metrics import average_drop, cascading_layers, deletion_insertion, explanation_images, faithfulness_report, increase_in_confidence, randomization_check, randomize_layers
 from deepfake_attention.metrics.faithfulness import spearman_similarity, ssim_similarity
 from deepfake_attention.model import AttentionMapModel
 

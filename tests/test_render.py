@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepfake_attention.explain.render import FaceView, colorize, overlay, render_panel, resize_map, safe_stem
+from deepfake_attention.explain.render import FaceView, colorize, overlay, render_panel, resize_map
+from deepfake_attention.files import safe_stem
 
 from .conftest import random_rgb
 

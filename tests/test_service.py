@@ -23,10 +23,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
 from deepfake_attention import Detector, analyze  # noqa: E402
+from deepfake_attention.analysis.results import ROW_FIELDS, read_results
 from deepfake_attention.data.faces import find_faces  # noqa: E402
 from deepfake_attention.data.media import decode_image  # noqa: E402
 from deepfake_attention.explain.render import overlay  # noqa: E402
-from deepfake_attention.results import ROW_FIELDS, read_results  # noqa: E402
 from deepfake_attention.service import TOKEN_ENV, ServiceSettings, create_app  # noqa: E402
 from deepfake_attention.service.batching import BatchQueue  # noqa: E402
 from deepfake_attention.service.logs import JsonFormatter  # noqa: E402

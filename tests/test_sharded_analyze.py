@@ -27,9 +27,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from deepfake_attention import Detector, analyze
+from deepfake_attention.analysis.results import read_results
+from deepfake_attention.analysis.sharding import JournalError, part_files, scan_part, shard
 from deepfake_attention.cli import main
-from deepfake_attention.results import read_results
-from deepfake_attention.sharding import JournalError, part_files, scan_part, shard
 
 from .conftest import make_checkpoint, random_rgb, write_image
 from .videos import make_video
@@ -259,7 +259,7 @@ def test_shards_and_journal_checks(case: dict[str, Any], tmp_path: Path) -> None
     assert shards == [[0, 5, 9], [2, 7], [3, 8]] and sorted(sum(shards, [])) == remaining
     with pytest.raises(ValueError, match=r"rank must be in \[0, 3\)"):
         shard(remaining, 3, 3)
-    from deepfake_attention.inputs import InputItem
+    from deepfake_attention.data.inputs import InputItem
 
     items = [InputItem(f"x{i}.png", "image") for i in range(3)]
     line = lambda i: (json.dumps({"index": i, "row": {"path": f"x{i}.png", "status": "ok"}}) + "\n").encode()  # noqa: E731

@@ -13,20 +13,21 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import data
-import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from deepfake_attention.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from deepfake_attention.crops import central_face_box
 from deepfake_attention.data.datasets import HorizontalFlip, ManifestDataset
 from deepfake_attention.data.faces import detect_faces
 from deepfake_attention.data.landmarks import LandmarkPredictor, landmarks_available
 from deepfake_attention.data.manifest import read_manifest
-from deepfake_attention.data.masks import BOX_SHAPES, OTHER_SHAPES, SBI_SHAPES, central_face_box
+from deepfake_attention.data.masks import BOX_SHAPES, OTHER_SHAPES, SBI_SHAPES
 from deepfake_attention.data.synth import SynthConfig, cross_blend, family_config, self_blend
-from deepfake_attention.data.synth_ops import poisson_clone
 from deepfake_attention.data.synth_dataset import BlendedFaceDataset, _sample_frames, read_faces, synthesize
+from deepfake_attention.data.synth_ops import poisson_clone
+from deepfake_attention.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 from .conftest import REAL_VIDEOS, write_image
 

@@ -33,10 +33,10 @@ from sklearn.metrics import roc_auc_score
 from torch.utils.data import Dataset
 
 from deepfake_attention import CheckpointError, load_checkpoint
-from deepfake_attention.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from deepfake_attention.checkpoint import TEMPORAL_FILE, load_temporal_head, save_temporal_head
 from deepfake_attention.data.synth import family_config, self_blend
-from deepfake_attention.data.transforms import to_tensor
-from deepfake_attention.model.temporal import TEMPORAL_FILE, ClipModel, TemporalAttentionPooling, load_temporal_head, save_temporal_head
+from deepfake_attention.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_tensor
+from deepfake_attention.model.temporal import ClipModel, TemporalAttentionPooling
 from deepfake_attention.train import load_config, train
 
 from .conftest import make_checkpoint

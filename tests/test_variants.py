@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from deepfake_attention import AttentionMapModel, GradCAMPlusPlus, attention_map, load_checkpoint, save_checkpoint
-from deepfake_attention.checkpoint import CheckpointConfig, Preprocess
+from deepfake_attention.checkpoint import CheckpointConfig
+from deepfake_attention.data.transforms import Preprocess
 from deepfake_attention.explain.multiscale_render import CAPTION_HEIGHT, render_multiscale
 from deepfake_attention.explain.render import TILE
 from deepfake_attention.train import load_config, train

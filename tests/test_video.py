@@ -17,10 +17,7 @@ from deepfake_attention.data.video import VideoInfo, iter_sampled_frames, probe_
 from deepfake_attention.data.video_writer import available_codec, write_video
 
 from .conftest import REAL_VIDEOS
-from .videos import (
-    PORTRAIT_PHONE_MATRIX, coded_frame, damage, frames, make_audio_only, make_noise_video, make_video,
-    make_raw, read_index, shown_index,
-)
+from .videos import PORTRAIT_PHONE_MATRIX, coded_frame, damage, frames, make_audio_only, make_noise_video, make_raw, make_video, read_index, shown_index
 
 
 def mean_abs_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from deepfake_attention import Detector
+from deepfake_attention.analysis.image import describe_face
+from deepfake_attention.crops import crop_geometry
 from deepfake_attention.data.faces import FaceCrop
 from deepfake_attention.data.landmarks import landmarks_available
 from deepfake_attention.data.masks import boundary, feather, other_mask
 from deepfake_attention.data.synth import sample_rng, self_blend
 from deepfake_attention.data.synth_ops import blend, change_appearance
-from deepfake_attention.explain.words import REGIONS, crop_geometry, describe_face, describe_map, region_labels, template_landmarks
+from deepfake_attention.explain.words import REGIONS, describe_map, region_labels, template_landmarks
 
 from .conftest import make_checkpoint
 

@@ -5,20 +5,14 @@ The public API::
     from deepfake_attention import AttentionMapModel, GradCAMPlusPlus, Detector, analyze
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("deepfake-attention")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
-
-from .analysis import analyze
-from .analysis_options import AnalyzeOptions, RunSummary
-from .checkpoint import CheckpointConfig, CheckpointError, Preprocess, load_checkpoint, save_checkpoint
+from .analysis import AnalyzeOptions, RunSummary, analyze
+from .checkpoint import CheckpointConfig, CheckpointError, load_checkpoint, save_checkpoint
 from .data.media import MediaError
+from .data.transforms import Preprocess
 from .detector import Detector
 from .explain import GradCAM, GradCAMPlusPlus, attention_map
 from .model import AttentionMapModel
+from .version import __version__
 
 load_detector = Detector.load
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,44 +18,22 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save
 
+from .data.transforms import CLASS_NAMES, Preprocess, PreprocessError
+from .files import atomic_write_bytes, atomic_write_json, file_sha256
 from .model import AttentionMapModel
-from .model.backbones import file_sha256
+from .model.temporal import TemporalAttentionPooling
+from .version import __version__
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CLASS_NAMES = ("real", "fake")
-FAKE_INDEX = 1
-DETECTORS = ("none", "haar", "dlib")
+TEMPORAL_FILE = "temporal_head.safetensors"
+"""The optional temporal head of a video checkpoint, described in ``config.json``'s ``info``."""
+INFO_KEY = "temporal_head"
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used as it is; the message says what is wrong."""
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How a face crop becomes the model's input: travels with the weights."""
-
-    size: int = 224
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    crop_scale: float = 1.3
-    """Square crop side as a multiple of the detected face box."""
-    detector: str = "none"
-    """Face detector the model was trained with; ``"none"`` = the whole image is the input."""
-
-    def __post_init__(self) -> None:
-        if self.size < 8:
-            raise CheckpointError(f"preprocess.size must be >= 8, got {self.size}")
-        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
-            raise CheckpointError("preprocess.mean and .std must have one positive std per channel")
-        if self.crop_scale < 1.0:
-            raise CheckpointError(f"preprocess.crop_scale must be >= 1, got {self.crop_scale}")
-        if self.detector not in DETECTORS:
-            raise CheckpointError(f"preprocess.detector must be one of {DETECTORS}, got {self.detector!r}")
 
 
 @dataclass(frozen=True)
@@ -110,38 +86,10 @@ class CheckpointConfig:
                 pre[key] = tuple(pre[key])
         try:
             data["preprocess"] = Preprocess(**pre)
-        except TypeError as error:
+        except (TypeError, PreprocessError) as error:
             raise CheckpointError(f"config.json preprocess section is invalid: {error}") from None
         data["class_names"] = tuple(data.get("class_names", CLASS_NAMES))
         return cls(**data)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    """:func:`atomic_write_bytes` of pretty-printed JSON."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
 
 
 def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -151,8 +99,6 @@ def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(model: AttentionMapModel, directory: str | Path, config: CheckpointConfig) -> CheckpointConfig:
     """Write ``model.safetensors`` then ``config.json`` (with the weights' SHA-256) into ``directory``."""
-    from . import __version__
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(directory / WEIGHTS_FILE, save(state_dict_for_save(model), metadata={"format": "pt"}))
@@ -218,3 +164,44 @@ def load_checkpoint(directory: str | Path, *, device: str | torch.device = "cpu"
     if not config.weights_sha256:
         config = dataclasses.replace(config, weights_sha256=digest)
     return model.to(device).eval(), config
+
+
+# -- the optional temporal head of a video checkpoint ------------------------------------------
+def save_temporal_head(head: TemporalAttentionPooling, directory: str | Path) -> dict[str, Any]:
+    """Write ``temporal_head.safetensors`` into a release checkpoint and describe it in its ``config.json``
+    (``info["temporal_head"]``: file, config, sha256). Returns that description."""
+    directory = Path(directory)
+    config = read_config(directory)
+    atomic_write_bytes(directory / TEMPORAL_FILE, save(state_dict_for_save(head), metadata={"format": "pt"}))
+    entry = {"file": TEMPORAL_FILE, "config": head.get_config(), "sha256": file_sha256(directory / TEMPORAL_FILE),
+             "note": "temporal attention pooling over a face track's per-frame features; off by default in analyze"}
+    updated = dataclasses.replace(config, info={**config.info, INFO_KEY: entry})
+    atomic_write_json(directory / CONFIG_FILE, updated.to_json())
+    return entry
+
+
+def load_temporal_head(directory: str | Path, *, feature_dim: int | None = None) -> TemporalAttentionPooling | None:
+    """The checkpoint's temporal head in eval mode, or None when its ``config.json`` describes none.
+
+    Raises :class:`~deepfake_attention.checkpoint.CheckpointError` when the described file is
+    missing, does not match its SHA-256, does not load strictly, or (``feature_dim``) does not
+    fit the frame model's features.
+    """
+    directory = Path(directory)
+    entry = read_config(directory).info.get(INFO_KEY)
+    if entry is None:
+        return None
+    path = directory / entry.get("file", TEMPORAL_FILE)
+    if not path.is_file():
+        raise CheckpointError(f"config.json describes a temporal head but {path} is missing")
+    digest = file_sha256(path)
+    if entry.get("sha256") and digest != entry["sha256"]:
+        raise CheckpointError(f"{path} has SHA-256 {digest[:12]}..., but config.json records {entry['sha256'][:12]}...")
+    try:
+        head = TemporalAttentionPooling.from_config(entry["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"config.json temporal_head section is invalid: {error}") from None
+    if feature_dim is not None and head.feature_dim != feature_dim:
+        raise CheckpointError(f"the temporal head takes {head.feature_dim}-d features but the frame model gives {feature_dim}-d")
+    load_strict(head, load_file(str(path)), str(path))
+    return head.eval()

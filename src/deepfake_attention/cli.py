@@ -98,8 +98,8 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .eval_report import text_summary
-    from .evaluation import evaluate
+    from .evaluation.report import text_summary
+    from .evaluation.run import evaluate
 
     result = evaluate(
         args.manifest, args.out, model=args.model, calibration=args.calibration, prior_masks=args.prior_masks, command=_command_line(),
@@ -121,7 +121,7 @@ def _add_calibrate(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import calibrate
+    from .evaluation.calibrate import calibrate
 
     result = calibrate(args.model, args.manifest, target_fpr=args.target_fpr, device=args.device)
     print(f"temperature {result.temperature:.4f}{' (at its bound)' if result.at_bound else ''}; NLL {result.nll_before:.4f} -> {result.nll_after:.4f}; "
@@ -154,7 +154,7 @@ def _add_features(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_features(args: argparse.Namespace) -> int:
-    from .features import write_features
+    from .interop.features import write_features
 
     features, path = write_features(args.inputs, args.out, model=args.model, device=args.device, batch_size=args.batch_size,
                                     face_detect=not args.no_face_detect, frames_per_video=args.frames_per_video,
@@ -176,7 +176,7 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .interop.export import export
 
     result = export(args.model, args.out, args.format, dynamic_size=not args.static_size, upsample=not args.native_maps, check=not args.no_check)
     print(f"{result.format}: {result.path} (description: {result.sidecar})")
@@ -307,7 +307,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per entry of :data:`COMMANDS`."""
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(prog="deepfake-attention", description="Explainable deepfake detection with attention maps and Grad-CAM++.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checkpoint import FAKE_INDEX, CheckpointConfig, load_checkpoint
-from .data.transforms import resize_square, to_tensor
+from .checkpoint import CheckpointConfig, load_checkpoint
+from .data.transforms import FAKE_INDEX, resize_square, to_tensor
 from .device import amp_dtype, resolve_device
 from .explain.cam import GradCAMPlusPlus, attention_map
 from .model import AttentionMapModel

@@ -33,11 +33,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..checkpoint import FAKE_INDEX, Preprocess
 from .manifest import ManifestRow
 from .media import VIDEO_EXTENSIONS, MediaError, read_image
 from .protocols import folder_rows
-from .transforms import resize_square, to_tensor
+from .transforms import FAKE_INDEX, Preprocess, resize_square, to_tensor
 
 NO_MASK = -1.0
 """Value filling ``mask`` when a sample has no known mask (``has_mask`` is then False)."""

@@ -25,8 +25,8 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]
-"""``(x0, y0, x1, y1)`` in pixels; ``x1``/``y1`` exclusive."""
+from ..crops import Box, square_crop_box
+
 FACE_DETECTORS = ("haar", "dlib")
 """Names accepted by :func:`get_face_detector`; ``"none"`` in a checkpoint means the whole image."""
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
@@ -49,29 +49,6 @@ def whole_image(image: np.ndarray) -> FaceCrop:
     """The whole image as the one 'face' (``--no-face-detect``, or a model trained without detection)."""
     height, width = image.shape[:2]
     return FaceCrop(box=(0, 0, width, height), score=None, crop=image, crop_box=(0, 0, width, height))
-
-
-def square_crop_box(box: Box, image_shape: tuple[int, ...], scale: float) -> Box:
-    """A square of side ``round(scale * max(box width, box height))`` centred on ``box``, inside the image.
-
-    Clamping keeps the crop square: a crop that sticks out of the image is shifted inside it
-    (so the face is then off-centre); a crop larger than the image's shorter side is first shrunk
-    to that side (then it spans the whole shorter dimension, centred on the face along the other).
-    Returns ``(x0, y0, x1, y1)`` integers with ``0 <= x0 < x1 <= W`` and ``0 <= y0 < y1 <= H``.
-    """
-    x0, y0, x1, y1 = box
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"box must have x1 > x0 and y1 > y0, got {box}")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
-    height, width = int(image_shape[0]), int(image_shape[1])
-    side = int(math.floor(scale * max(x1 - x0, y1 - y0) + 0.5))
-    side = max(1, min(side, height, width))
-    left = int(math.floor((x0 + x1) / 2 - side / 2 + 0.5))
-    top = int(math.floor((y0 + y1) / 2 - side / 2 + 0.5))
-    left = min(max(left, 0), width - side)
-    top = min(max(top, 0), height - side)
-    return left, top, left + side, top + side
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, *, iou: float = 0.3, containment: float = 0.7) -> list[int]:

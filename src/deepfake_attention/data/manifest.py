@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..checkpoint import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 COLUMNS = ("path", "label", "mask", "video_id", "source_id", "frame", "split")
 REQUIRED_COLUMNS = ("path", "label")

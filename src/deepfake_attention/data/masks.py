@@ -23,13 +23,6 @@ OTHER_SHAPES = ("lower_face", "eyes", "rectangle")
 _EYES = (list(range(17, 22)) + list(range(36, 42)), list(range(22, 27)) + list(range(42, 48)))
 
 
-def central_face_box(shape: tuple[int, ...], crop_scale: float = 1.3) -> tuple[int, int, int, int]:
-    """The face box of a square crop made by ``square_crop_box(..., crop_scale)``: its central 1/crop_scale."""
-    height, width = shape[:2]
-    half_w, half_h = width / (2 * crop_scale), height / (2 * crop_scale)
-    return (int(round(width / 2 - half_w)), int(round(height / 2 - half_h)), int(round(width / 2 + half_w)), int(round(height / 2 + half_h)))
-
-
 def _fill_hull(shape: tuple[int, int], points: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     mask = np.zeros(shape, np.float32) if out is None else out
     hull = cv2.convexHull(np.round(points).astype(np.int32).reshape(-1, 1, 2))

@@ -30,8 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .faces import Box
-from .masks import BOX_SHAPES, OTHER_SHAPES, SBI_SHAPES, box_mask, boundary, central_face_box, elastic_deform, feather, landmark_mask, other_mask
+from ..crops import Box, central_face_box
+from .masks import BOX_SHAPES, OTHER_SHAPES, SBI_SHAPES, boundary, box_mask, elastic_deform, feather, landmark_mask, other_mask
 from .perturb import jpeg
 from .synth_ops import blend, change_appearance, colour_transfer, poisson_clone, resize_to, similarity, warp
 

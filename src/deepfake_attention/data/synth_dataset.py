@@ -31,14 +31,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..checkpoint import FAKE_INDEX, IMAGENET_MEAN, IMAGENET_STD, atomic_write_bytes, atomic_write_json
-from ..explain.render import safe_stem
-from ..inputs import discover
+from ..files import atomic_write_bytes, atomic_write_json, safe_stem
 from .faces import detect_faces
+from .inputs import discover
 from .manifest import ManifestRow, write_manifest
 from .media import MediaError, read_image
 from .synth import FAMILIES, SynthConfig, SynthSample, cross_blend, family_config, postprocess, sample_rng, self_blend
-from .transforms import to_tensor
+from .transforms import FAKE_INDEX, IMAGENET_MEAN, IMAGENET_STD, to_tensor
 from .video import iter_sampled_frames
 
 DEFAULT_FRAMES_PER_VIDEO = 8

@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
 Box = tuple[float, float, float, float]
 """``(x0, y0, x1, y1)`` in pixels, x0 < x1 and y0 < y1."""
 

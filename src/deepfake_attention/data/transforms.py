@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CLASS_NAMES = ("real", "fake")
+"""The two classes, in the model's output order: fake is index 1."""
+FAKE_INDEX = 1
+DETECTORS = ("none", "haar", "dlib")
+"""Face detectors a checkpoint may name; ``"none"`` = the whole image is the input."""
+
+
+class PreprocessError(ValueError):
+    """Preprocessing settings that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a face crop becomes the model's input: travels with the weights."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_scale: float = 1.3
+    """Square crop side as a multiple of the detected face box."""
+    detector: str = "none"
+    """Face detector the model was trained with; ``"none"`` = the whole image is the input."""
+
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise PreprocessError(f"preprocess.size must be >= 8, got {self.size}")
+        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            raise PreprocessError("preprocess.mean and .std must have one positive std per channel")
+        if self.crop_scale < 1.0:
+            raise PreprocessError(f"preprocess.crop_scale must be >= 1, got {self.crop_scale}")
+        if self.detector not in DETECTORS:
+            raise PreprocessError(f"preprocess.detector must be one of {DETECTORS}, got {self.detector!r}")
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:

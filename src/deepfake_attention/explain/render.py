@@ -9,10 +9,8 @@ an absolute scale; it shows where the model looks, before any evidence is weighe
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -59,6 +57,19 @@ def overlay(image: np.ndarray, values: np.ndarray, strength: float = 1.0, cmap: 
     alpha = (MAX_OPACITY * strength * values)[..., None]
     blended = image.astype(np.float32) * (1.0 - alpha) + colorize(values, cmap).astype(np.float32) * alpha
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def evidence_layer(values: np.ndarray, strength: float, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A [0, 1] map as an RGBA ``uint8`` layer: colormap colour, alpha ``MAX_OPACITY * strength * value``.
+
+    ``size`` = (width, height) resizes the map first (bilinear). Compositing the layer over an
+    image reproduces :func:`overlay` with the same strength.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    values = np.clip(np.nan_to_num(resize_map(values, size) if size else np.asarray(values, np.float32), nan=0.0), 0.0, 1.0)
+    alpha = np.clip(np.rint(255.0 * MAX_OPACITY * strength * values), 0, 255).astype(np.uint8)
+    return np.dstack([colorize(values), alpha])
 
 
 def colorbar(width: int, height: int = 10, cmap: str = COLORMAP) -> np.ndarray:
@@ -127,12 +138,6 @@ def stack_rows(rows: list[Image.Image]) -> Image.Image:
         panel.paste(row, (0, top))
         top += row.height
     return panel
-
-
-def safe_stem(path: str | Path, limit: int = 60) -> str:
-    """A file-name-safe version of a path's stem (letters, digits, ``.``, ``_``, ``-``)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem).strip("._") or "input"
-    return stem[:limit]
 
 
 def map_png(values: np.ndarray, size: tuple[int, int] | None = None) -> Image.Image:

@@ -25,17 +25,13 @@ evidence is spread when those regions hold no more than 1.5x their share of the 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
-from ..data.masks import central_face_box
+from ..crops import central_face_box
 from .render import resize_map
-
-if TYPE_CHECKING:
-    from ..data.faces import FaceCrop
-    from ..detector import FacePrediction
 
 WORK_SIDE = 112
 """Side of the square grid the regions are drawn on (maps are resized to it)."""
@@ -217,38 +213,3 @@ def _summary(detail: dict[str, float], area: dict[str, float], total: float, lab
     joined = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     lead = "Judged real; the little evidence for fake lies mostly" if label == "real" else "Most evidence lies"
     return tuple(named), f"{lead} {joined} ({held:.0%} of the map)."
-
-
-def crop_geometry(crop_box: tuple[int, int, int, int], size: int, *, landmarks: np.ndarray | None = None,
-                  box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray | None, tuple[float, float, float, float] | None]:
-    """Landmarks and face box from input pixels to the pixels of the crop resized to ``size`` x ``size``.
-
-    ``crop_box`` (x0, y0, x1, y1) is where the square crop was cut (:class:`~..data.faces.FaceCrop`).
-    """
-    x0, y0, x1, y1 = (float(v) for v in crop_box)
-    sx, sy = size / (x1 - x0), size / (y1 - y0)
-    points = None if landmarks is None else (np.asarray(landmarks, dtype=np.float64) - [x0, y0]) * [sx, sy]
-    face = None if box is None else ((box[0] - x0) * sx, (box[1] - y0) * sy, (box[2] - x0) * sx, (box[3] - y0) * sy)
-    return points, face
-
-
-def describe_face(prediction: FacePrediction, face: FaceCrop | None = None, *, threshold: float | None = None, which: str = "gradcampp") -> WordsExplanation:
-    """:func:`describe_map` for one face of the pipeline.
-
-    Args:
-        prediction: a :class:`~..detector.FacePrediction` (its ``crop``, ``gradcampp``, ``attention``, ``prob_fake``).
-        face: its :class:`~..data.faces.FaceCrop` (landmarks and boxes), or None (template in the central box).
-        threshold: when given, ``prob_fake < threshold`` words the summary as a real verdict.
-        which: ``"gradcampp"`` (falls back to the attention gate when it was not computed) or ``"attention"``.
-    """
-    if which not in ("gradcampp", "attention"):
-        raise ValueError(f"which must be 'gradcampp' or 'attention', got {which!r}")
-    values = prediction.gradcampp if which == "gradcampp" and prediction.gradcampp is not None else prediction.attention
-    size = prediction.crop.shape[0]
-    points, box = None, None
-    if face is not None and face.crop_box is not None:
-        points, box = crop_geometry(face.crop_box, size, landmarks=face.landmarks, box=face.box)
-        if face.score is None:  # the whole image is the "face": its box says nothing; use the central box
-            box = None
-    label = None if threshold is None else ("fake" if prediction.prob_fake >= threshold else "real")
-    return describe_map(values, landmarks=points, face_box=box, frame=(size, size), label=label)

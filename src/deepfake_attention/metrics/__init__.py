@@ -23,16 +23,7 @@ from .attention import (
     transform_consistency,
 )
 from .bootstrap import BootstrapCI, bootstrap_ci
-from .calibration import (
-    ReliabilityDiagram,
-    TemperatureFit,
-    apply_temperature,
-    brier_score,
-    calibration_report,
-    expected_calibration_error,
-    fit_temperature,
-    reliability_diagram,
-)
+from .calibration import ReliabilityDiagram, TemperatureFit, apply_temperature, brier_score, calibration_report, expected_calibration_error, fit_temperature, reliability_diagram
 from .classification import (
     EqualErrorRate,
     OperatingPoint,
@@ -49,17 +40,7 @@ from .classification import (
     roc_curve,
     threshold_at_fpr,
 )
-from .faithfulness import (
-    CausalCurves,
-    average_drop,
-    cascading_layers,
-    deletion_insertion,
-    explanation_images,
-    faithfulness_report,
-    increase_in_confidence,
-    randomization_check,
-    randomize_layers,
-)
+from .faithfulness import CausalCurves, average_drop, cascading_layers, deletion_insertion, explanation_images, faithfulness_report, increase_in_confidence, randomization_check, randomize_layers
 from .video import DEFAULT_VIDEO_METHOD, VIDEO_METHODS, aggregate_videos, video_arrays
 
 __all__ = [

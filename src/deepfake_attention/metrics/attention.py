@@ -21,8 +21,6 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 from sklearn.metrics import roc_auc_score
 
-from ..data.masks import boundary
-
 Metric = Literal["pearson", "cosine"]
 MapFn = Callable[[np.ndarray], np.ndarray]
 
@@ -214,10 +212,12 @@ def boundary_map(masks: np.ndarray) -> np.ndarray:
     """The blending boundary ``4 M (1 - M)`` of soft masks (same shape; 1 where M = 0.5).
 
     A hard 0/1 mask has no boundary by this formula (all zeros): pass the soft blending mask.
-    Validates, then uses :func:`deepfake_attention.data.masks.boundary` (float32 out).
+    Validates, then computes it in float32 as :func:`deepfake_attention.data.masks.boundary` does
+    for training targets.
     """
     as_maps(masks, "masks", unit=True)
-    return boundary(np.asarray(masks))
+    soft = np.asarray(masks).astype(np.float32, copy=False)
+    return (np.float32(4.0) * soft * (np.float32(1.0) - soft)).astype(np.float32)
 
 
 def mask_pearson(maps: np.ndarray, masks: np.ndarray) -> float | np.ndarray:

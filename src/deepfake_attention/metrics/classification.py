@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve as _sk_roc_curve
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import roc_curve as _sk_roc_curve
 
 ArrayLike = Sequence[float] | np.ndarray
 

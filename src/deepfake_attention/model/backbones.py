@@ -7,13 +7,14 @@ the pixels and can see blending seams that a 1x1 gate on raw colours cannot.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
+
+from ..files import file_sha256
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,6 @@ def trunk_spec(name: str) -> TrunkSpec:
         return TRUNKS[name]
     except KeyError:
         raise ValueError(f"unknown trunk {name!r}; choose one of {sorted(TRUNKS)} or None") from None
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def imagenet_state_dict(name: str, path: str | Path | None = None, *, download: bool = False) -> dict[str, torch.Tensor]:

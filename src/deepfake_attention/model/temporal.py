@@ -21,16 +21,10 @@ strictly too (missing, unexpected or mis-shaped keys are errors).
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
 from torch import nn
-
-TEMPORAL_FILE = "temporal_head.safetensors"
-INFO_KEY = "temporal_head"
 
 
 class TemporalAttentionPooling(nn.Module):
@@ -120,49 +114,3 @@ class ClipModel(nn.Module):
             "output": head["output"], "features": head["pooled"], "attention_weights": out["attention_weights"],
             "attended_features": out["attended_features"], "frame_weights": head["weights"], "frame_output": out["output"],
         }
-
-
-def save_temporal_head(head: TemporalAttentionPooling, directory: str | Path) -> dict[str, Any]:
-    """Write ``temporal_head.safetensors`` into a release checkpoint and describe it in its ``config.json``
-    (``info["temporal_head"]``: file, config, sha256). Returns that description."""
-    from ..checkpoint import CONFIG_FILE, atomic_write_bytes, atomic_write_json, read_config, state_dict_for_save
-    from .backbones import file_sha256
-
-    directory = Path(directory)
-    config = read_config(directory)
-    atomic_write_bytes(directory / TEMPORAL_FILE, save(state_dict_for_save(head), metadata={"format": "pt"}))
-    entry = {"file": TEMPORAL_FILE, "config": head.get_config(), "sha256": file_sha256(directory / TEMPORAL_FILE),
-             "note": "temporal attention pooling over a face track's per-frame features; off by default in analyze"}
-    updated = dataclasses.replace(config, info={**config.info, INFO_KEY: entry})
-    atomic_write_json(directory / CONFIG_FILE, updated.to_json())
-    return entry
-
-
-def load_temporal_head(directory: str | Path, *, feature_dim: int | None = None) -> TemporalAttentionPooling | None:
-    """The checkpoint's temporal head in eval mode, or None when its ``config.json`` describes none.
-
-    Raises :class:`~deepfake_attention.checkpoint.CheckpointError` when the described file is
-    missing, does not match its SHA-256, does not load strictly, or (``feature_dim``) does not
-    fit the frame model's features.
-    """
-    from ..checkpoint import CheckpointError, load_strict, read_config
-    from .backbones import file_sha256
-
-    directory = Path(directory)
-    entry = read_config(directory).info.get(INFO_KEY)
-    if entry is None:
-        return None
-    path = directory / entry.get("file", TEMPORAL_FILE)
-    if not path.is_file():
-        raise CheckpointError(f"config.json describes a temporal head but {path} is missing")
-    digest = file_sha256(path)
-    if entry.get("sha256") and digest != entry["sha256"]:
-        raise CheckpointError(f"{path} has SHA-256 {digest[:12]}..., but config.json records {entry['sha256'][:12]}...")
-    try:
-        head = TemporalAttentionPooling.from_config(entry["config"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"config.json temporal_head section is invalid: {error}") from None
-    if feature_dim is not None and head.feature_dim != feature_dim:
-        raise CheckpointError(f"the temporal head takes {head.feature_dim}-d features but the frame model gives {feature_dim}-d")
-    load_strict(head, load_file(str(path)), str(path))
-    return head.eval()

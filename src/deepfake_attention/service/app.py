@@ -32,8 +32,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
 from ..detector import Detector
+from ..version import __version__
 from .batching import BatchQueue
 from .jobs import JobsFull, JobStore, analyze_video
 from .logs import RequestLogMiddleware

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from ..analysis import analyze
-from ..checkpoint import atomic_write_json
+from ..analysis.pipeline import analyze
 from ..detector import Detector
+from ..files import atomic_write_json
 from .batching import BatchQueue
 from .pipeline import UNTRAINED_WARNING, file_data_uri
 from .uploads import RequestError

@@ -1,5 +1,5 @@
 """One uploaded image -> its response: decode and find faces (worker thread), score the crops in
-the shared batch queue, build the row with :func:`image_analysis.image_result` (the CLI's row logic),
+the shared batch queue, build the row with :func:`~..analysis.image.image_result` (the CLI's row logic),
 and render each face's crop and map layers as inline PNG data URIs (worker thread).
 
 The map layers are RGBA: colour = the map through the colormap, alpha = ``MAX_OPACITY *
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import io
 import time
@@ -23,12 +22,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..image_analysis import image_result
-from ..data.faces import FaceCrop, find_faces
-from ..data.media import MediaError, decode_image
-from ..data.transforms import resize_square
+from ..analysis.image import ImageFaces, face_layers, find_image_faces, image_result
+from ..data.media import MediaError
 from ..detector import Detector, FacePrediction
-from ..explain.render import MAX_OPACITY, colorize, resize_map
 from .batching import BatchQueue
 from .uploads import RequestError
 
@@ -48,26 +44,11 @@ def file_data_uri(data: bytes) -> str:
     return PNG_PREFIX + base64.b64encode(data).decode("ascii")
 
 
-def evidence_layer(values: np.ndarray, strength: float, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A [0, 1] map as an RGBA ``uint8`` layer: colormap colour, alpha ``MAX_OPACITY * strength * value``.
-
-    ``size`` = (width, height) resizes the map first (bilinear). Compositing the layer over an
-    image reproduces :func:`~deepfake_attention.explain.render.overlay` with the same strength.
-    """
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength}")
-    values = np.clip(np.nan_to_num(resize_map(values, size) if size else np.asarray(values, np.float32), nan=0.0), 0.0, 1.0)
-    alpha = np.clip(np.rint(255.0 * MAX_OPACITY * strength * values), 0, 255).astype(np.uint8)
-    return np.dstack([colorize(values), alpha])
-
-
 @dataclass
 class Decoded:
-    """An upload after decoding and face finding."""
+    """An upload after decoding and face finding, with its bytes' SHA-256."""
 
-    width: int
-    height: int
-    faces: list[FaceCrop]
+    found: ImageFaces
     input_sha256: str
 
 
@@ -89,44 +70,37 @@ class ImagePipeline:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         decoded = await loop.run_in_executor(self.executor, self.decode, data)
-        predictions = await self.batcher.predict([face.crop for face in decoded.faces])
+        predictions = await self.batcher.predict([face.crop for face in decoded.found.faces])
         return await loop.run_in_executor(self.executor, self.finish, decoded, predictions, filename, started)
 
     def decode(self, data: bytes) -> Decoded:
-        """Decode (EXIF-upright RGB) and find the faces the checkpoint wants scored."""
+        """Decode (EXIF-upright RGB) and find the faces the checkpoint wants scored, as ``analyze`` does."""
         try:
-            image = decode_image(data, max_pixels=self.max_pixels)
+            # Crops are resized here, in a worker thread, to the model's input size (``Detector.prepare``
+            # then has nothing left to do): the model thread does model work only.
+            found = find_image_faces(data, self.detector.config.preprocess, max_pixels=self.max_pixels, resize=True)
         except MediaError as error:
             raise RequestError(422, str(error)) from None
-        pre = self.detector.config.preprocess
-        # Resized here, in a worker thread, to the model's input size (``Detector.prepare`` then has
-        # nothing left to do): the model thread does model work only, and the full image is freed.
-        faces = [dataclasses.replace(face, crop=resize_square(face.crop, pre.size)) for face in find_faces(image, pre.detector, pre.crop_scale)]
-        return Decoded(width=image.shape[1], height=image.shape[0], faces=faces, input_sha256=hashlib.sha256(data).hexdigest())
+        return Decoded(found=found, input_sha256=hashlib.sha256(data).hexdigest())
 
     def finish(self, decoded: Decoded, predictions: list[FacePrediction], filename: str, started: float) -> dict[str, Any]:
         """The CLI's row (``image_result``) plus per-face label, crop box and PNG layers."""
         detector = self.detector
         row = image_result(
-            path=filename, faces=decoded.faces, predictions=predictions, detector=detector,
+            path=filename, faces=decoded.found.faces, predictions=predictions, detector=detector,
             threshold=detector.threshold, input_sha256=decoded.input_sha256, seconds=0.0,
         )
         result = row.to_json()
-        for det, face, pred in zip(result["detections"], decoded.faces, predictions):
+        for det, face, pred in zip(result["detections"], decoded.found.faces, predictions):
             det.update(face_images(pred))
             det["label"] = "fake" if pred.prob_fake >= detector.threshold else "real"
             det["crop_box"] = list(face.crop_box) if face.crop_box is not None else None
-        result["image_size"] = [decoded.width, decoded.height]
+        result["image_size"] = [decoded.found.width, decoded.found.height]
         result["untrained_warning"] = None if detector.trained else UNTRAINED_WARNING
         result["seconds"] = round(time.perf_counter() - started, 4)
         return result
 
 
 def face_images(pred: FacePrediction) -> dict[str, str | None]:
-    """The crop the model saw and its two map layers as PNG data URIs (Grad-CAM++ may be None)."""
-    size = (pred.crop.shape[1], pred.crop.shape[0])
-    return {
-        "crop_png": png_data_uri(pred.crop),
-        "attention_png": png_data_uri(evidence_layer(pred.attention, 1.0, size)),
-        "gradcampp_png": None if pred.gradcampp is None else png_data_uri(evidence_layer(pred.gradcampp, min(1.0, max(0.0, pred.prob_fake)), size)),
-    }
+    """The crop the model saw and its two map layers (:func:`~..analysis.image.face_layers`) as PNG data URIs."""
+    return {name: None if layer is None else png_data_uri(layer) for name, layer in face_layers(pred).items()}

@@ -14,7 +14,8 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file, save
 
-from ..checkpoint import CheckpointConfig, atomic_write_bytes, atomic_write_json, load_strict, save_checkpoint
+from ..checkpoint import CheckpointConfig, load_strict, save_checkpoint
+from ..files import atomic_write_bytes, atomic_write_json
 from ..model import AttentionMapModel
 
 LATEST = "latest"

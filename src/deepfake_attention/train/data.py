@@ -7,11 +7,11 @@ from typing import Sequence
 
 from torch.utils.data import ConcatDataset, Dataset
 
-from ..checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from ..data.augment import ColourJitter, Compose, Degrade
 from ..data.datasets import HorizontalFlip, ManifestDataset
 from ..data.manifest import read_manifest
 from ..data.synth_dataset import BlendedFaceDataset
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .config import TrainConfig
 
 

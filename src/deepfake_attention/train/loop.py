@@ -18,17 +18,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from ..checkpoint import CheckpointConfig, Preprocess, atomic_write_bytes, save_checkpoint
+from ..checkpoint import TEMPORAL_FILE, CheckpointConfig, save_checkpoint, save_temporal_head
+from ..data.transforms import Preprocess
 from ..device import amp_dtype, resolve_device
+from ..files import atomic_write_bytes
 from ..model import AttentionMapModel
-from ..model.temporal import TEMPORAL_FILE, ClipModel, TemporalAttentionPooling, save_temporal_head
+from ..model.temporal import ClipModel, TemporalAttentionPooling
 from . import distributed as dist
 from .checkpoint import TrainerState, latest_checkpoint, load_training_checkpoint, save_training_checkpoint
 from .config import TrainConfig
-from .evaluation import evaluate_loss_auc, window_auc
 from .losses import training_losses
 from .sampler import step_indices, steps_per_epoch
 from .sync_batchnorm import convert_batchnorm
+from .validation import evaluate_loss_auc, window_auc
 
 LOG_FIELDS = ("step", "epoch", "lr", "loss", "ce", "mask", "entropy", "tv", "sparsity", "train_auc", "val_loss", "val_auc", "val_acc", "seconds")
 

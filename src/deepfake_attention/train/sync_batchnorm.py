@@ -8,11 +8,11 @@ the gradients equal those of one process on the whole batch. State-dict keys are
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 from torch import nn
-import warnings
-
 from torch.distributed.nn.functional import all_reduce
 
 

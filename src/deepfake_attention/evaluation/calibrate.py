@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CONFIG_FILE, atomic_write_json, read_config
-from .data.manifest import ManifestRow, read_manifest
-from .data.media import read_image
-from .detector import Detector
-from .metrics.calibration import apply_temperature, expected_calibration_error, fit_temperature
-from .metrics.classification import threshold_at_fpr
+from ..checkpoint import CONFIG_FILE, read_config
+from ..data.manifest import ManifestRow, read_manifest
+from ..data.media import read_image
+from ..detector import Detector
+from ..files import atomic_write_json
+from ..metrics.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from ..metrics.classification import threshold_at_fpr
 
 
 @dataclass(frozen=True)

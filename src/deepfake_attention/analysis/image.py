@@ -1,25 +1,29 @@
 """One image's part of ``analyze``: load and find faces, build its result row, render its panel
-and maps. Videos have theirs in ``video_analysis``; the pipeline that drives both is ``analysis``."""
+and maps. Videos have theirs in ``video``; the pipeline that drives both is ``pipeline``. The web
+service uses the same functions (:func:`find_image_faces`, :func:`image_result`, :func:`face_layers`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from .checkpoint import Preprocess
-from .data.faces import FaceCrop, find_faces
-from .data.media import MediaError, decode_image, read_bytes
-from .detector import Detector, FacePrediction
-from .explain.render import FaceView, map_png, render_panel, safe_stem
-from .explain.words import describe_face
-from .inputs import InputItem
+import numpy as np
+
+from ..crops import crop_geometry
+from ..data.faces import FaceCrop, find_faces
+from ..data.inputs import InputItem
+from ..data.media import MediaError, decode_image, read_bytes
+from ..data.transforms import Preprocess, resize_square
+from ..detector import Detector, FacePrediction
+from ..explain.render import FaceView, evidence_layer, map_png, render_panel
+from ..explain.words import WordsExplanation, describe_map
+from ..files import safe_stem
+from .options import AnalyzeOptions
 from .results import Detection, ResultRow
-
-if TYPE_CHECKING:
-    from .analysis_options import AnalyzeOptions
 
 
 @dataclass
@@ -34,6 +38,28 @@ class LoadedInput:
     seconds: float = 0.0
 
 
+@dataclass
+class ImageFaces:
+    """A decoded image's size and the faces the checkpoint wants scored."""
+
+    width: int
+    height: int
+    faces: list[FaceCrop]
+
+
+def find_image_faces(data: bytes, preprocess: Preprocess, *, max_pixels: int, face_detect: bool = True, resize: bool = False) -> ImageFaces:
+    """Decode image bytes (EXIF-upright RGB) and find its faces as the checkpoint's preprocessing says.
+
+    ``resize`` also resizes each crop to the model's input size (then ``Detector.prepare`` has
+    nothing left to do, and the full image can be freed early). Raises :class:`MediaError`.
+    """
+    image = decode_image(data, max_pixels=max_pixels)
+    faces = find_faces(image, preprocess.detector, preprocess.crop_scale, enabled=face_detect)
+    if resize:
+        faces = [dataclasses.replace(face, crop=resize_square(face.crop, preprocess.size)) for face in faces]
+    return ImageFaces(width=image.shape[1], height=image.shape[0], faces=faces)
+
+
 def load_image(index: int, item: InputItem, max_pixels: int, preprocess: Preprocess, *, face_detect: bool = True) -> LoadedInput:
     """Read, hash and decode one image and find its faces (in a DataLoader worker); failures become ``error``."""
     start = time.perf_counter()
@@ -41,8 +67,7 @@ def load_image(index: int, item: InputItem, max_pixels: int, preprocess: Preproc
     try:
         data = read_bytes(item.path)
         loaded.input_sha256 = hashlib.sha256(data).hexdigest()
-        image = decode_image(data, max_pixels=max_pixels)
-        loaded.faces = find_faces(image, preprocess.detector, preprocess.crop_scale, enabled=face_detect)
+        loaded.faces = find_image_faces(data, preprocess, max_pixels=max_pixels, face_detect=face_detect).faces
     except MediaError as error:
         loaded.error = str(error)
     loaded.seconds = time.perf_counter() - start
@@ -58,7 +83,7 @@ def rendered_name(path: str, suffix: str = "") -> str:
 class Renderer:
     """Writes panels and per-face maps under the output folder; returns paths relative to it."""
 
-    def __init__(self, out_dir: Path, options: "AnalyzeOptions", threshold: float, untrained: bool) -> None:
+    def __init__(self, out_dir: Path, options: AnalyzeOptions, threshold: float, untrained: bool) -> None:
         self.out_dir, self.options, self.threshold, self.untrained = out_dir, options, threshold, untrained
 
     name = staticmethod(rendered_name)
@@ -83,6 +108,39 @@ class Renderer:
         ]
         panel = render_panel(views, self.threshold, title=Path(loaded.item.path).name, untrained=self.untrained)
         return self.save(panel, "panels", rendered_name(loaded.item.path))
+
+
+def describe_face(prediction: FacePrediction, face: FaceCrop | None = None, *, threshold: float | None = None, which: str = "gradcampp") -> WordsExplanation:
+    """:func:`describe_map` for one face of the pipeline.
+
+    Args:
+        prediction: a :class:`~..detector.FacePrediction` (its ``crop``, ``gradcampp``, ``attention``, ``prob_fake``).
+        face: its :class:`~..data.faces.FaceCrop` (landmarks and boxes), or None (template in the central box).
+        threshold: when given, ``prob_fake < threshold`` words the summary as a real verdict.
+        which: ``"gradcampp"`` (falls back to the attention gate when it was not computed) or ``"attention"``.
+    """
+    if which not in ("gradcampp", "attention"):
+        raise ValueError(f"which must be 'gradcampp' or 'attention', got {which!r}")
+    values = prediction.gradcampp if which == "gradcampp" and prediction.gradcampp is not None else prediction.attention
+    size = prediction.crop.shape[0]
+    points, box = None, None
+    if face is not None and face.crop_box is not None:
+        points, box = crop_geometry(face.crop_box, size, landmarks=face.landmarks, box=face.box)
+        if face.score is None:  # the whole image is the "face": its box says nothing; use the central box
+            box = None
+    label = None if threshold is None else ("fake" if prediction.prob_fake >= threshold else "real")
+    return describe_map(values, landmarks=points, face_box=box, frame=(size, size), label=label)
+
+
+def face_layers(pred: FacePrediction) -> dict[str, np.ndarray | None]:
+    """The crop the model saw (RGB) and its map layers (RGBA, :func:`~..explain.render.evidence_layer`):
+    the attention gate at strength 1, Grad-CAM++ (None when not computed) at strength ``prob_fake``."""
+    size = (pred.crop.shape[1], pred.crop.shape[0])
+    return {
+        "crop_png": pred.crop,
+        "attention_png": evidence_layer(pred.attention, 1.0, size),
+        "gradcampp_png": None if pred.gradcampp is None else evidence_layer(pred.gradcampp, min(1.0, max(0.0, pred.prob_fake)), size),
+    }
 
 
 def image_result(

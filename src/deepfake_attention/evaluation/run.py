@@ -23,13 +23,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import FAKE_INDEX, atomic_write_json
-from .data.manifest import SPLITS, ManifestRow, filter_split, read_manifest
-from .data.datasets import read_mask
-from .data.media import MediaError, read_image
-from .data.perturb import PERTURBATIONS, apply_perturbation, perturbation_name
-from .detector import Detector
-from .eval_metrics import (
+from ..data.datasets import read_mask
+from ..data.manifest import SPLITS, ManifestRow, filter_split, read_manifest
+from ..data.media import MediaError, read_image
+from ..data.perturb import PERTURBATIONS, apply_perturbation, perturbation_name
+from ..data.transforms import FAKE_INDEX
+from ..detector import Detector
+from ..files import atomic_write_json
+from ..metrics import boundary_map, explanation_images, normalized_entropy, summarize
+from .sections import (
     Example,
     LocalizationScores,
     MaskMean,
@@ -44,7 +46,6 @@ from .eval_metrics import (
     robustness_section,
     video_section,
 )
-from .metrics import boundary_map, explanation_images, normalized_entropy, summarize
 
 RowSource = str | Path | Sequence[ManifestRow]
 UNTRAINED_NOTE = "UNTRAINED placeholder model: every score is meaningless"
@@ -306,7 +307,7 @@ def evaluate(manifest: RowSource, out_dir: str | Path, *, model: str | Path | De
     cal = None if cal_rows is None else _score_split(detector, cal_rows, opts, errors)
     if cal_rows is not None and (shared := {r.path for r in rows} & {r.path for r in cal_rows}):
         notes.append(f"{len(shared)} images are in both the evaluation and the calibration set; the calibrated numbers are optimistic")
-    from . import __version__
+    from ..version import __version__
 
     metrics: dict[str, Any] = {
         "schema": "deepfake-attention/evaluate/1",
@@ -358,7 +359,7 @@ def evaluate(manifest: RowSource, out_dir: str | Path, *, model: str | Path | De
     metrics["finished"] = datetime.now(timezone.utc).isoformat()
     metrics = jsonable(metrics)
     atomic_write_json(out_dir / "metrics.json", metrics)
-    from .eval_report import write_eval_report
+    from .report import write_eval_report
 
     examples = {group: [item for _, _, item in sorted(heap, reverse=True)] for group, heap in got.examples.items()}
     report = write_eval_report(metrics, examples, out_dir / "report.html")

@@ -6,8 +6,8 @@ import html
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .analysis_options import RunSummary
-    from .detector import Detector
+    from ..detector import Detector
+    from .options import RunSummary
 
 MAX_ROWS = 500
 """Rows shown in the report; ``results.csv`` always has them all."""

@@ -1,4 +1,4 @@
-"""The sections of ``metrics.json`` written by :func:`deepfake_attention.evaluation.evaluate`.
+"""The sections of ``metrics.json`` written by :func:`deepfake_attention.evaluation.run.evaluate`.
 
 Each function turns arrays collected while scoring (labels 0 = real / 1 = fake, P(fake) at the
 checkpoint's temperature, logits, per-sample map scores) into one JSON-safe dict, using the
@@ -19,8 +19,8 @@ from typing import Any, Hashable, Iterator, Sequence
 import numpy as np
 from scipy.special import expit, logit
 
-from .detector import Detector
-from .metrics import (
+from ..detector import Detector
+from ..metrics import (
     accuracy,
     auc_roc,
     average_precision,

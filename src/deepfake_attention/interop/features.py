@@ -37,7 +37,7 @@ Late fusion with another component (e.g. a frequency detector's 64-d vector per 
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from deepfake_attention.features import load_features
+    from deepfake_attention.interop.features import load_features
 
     ours = load_features("train-features.npz")         # labels y [N] from your manifest
     other = np.load("train-frequency.npy")              # [N, 64], same face order
@@ -61,12 +61,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write_json
-from .data.faces import FaceCrop, find_faces
-from .data.media import MediaError, read_image
-from .data.video import DEFAULT_FRAMES, iter_sampled_frames
-from .detector import Detector
-from .inputs import discover
+from ..data.faces import FaceCrop, find_faces
+from ..data.inputs import discover
+from ..data.media import MediaError, read_image
+from ..data.video import DEFAULT_FRAMES, iter_sampled_frames
+from ..detector import Detector
+from ..files import atomic_write_json
 
 SCHEMA = "deepfake-attention/features/1"
 STATUSES = ("ok", "no_face", "error")
@@ -255,7 +255,7 @@ def _strings(values: list[str]) -> np.ndarray:
 
 
 def _meta(fs: FeatureSet, detector: Detector, options: dict[str, Any]) -> dict[str, Any]:
-    from . import __version__
+    from ..version import __version__
 
     config = detector.config
     described = {name: {"dtype": dtype, "shape": list(getattr(fs, name).shape), "meaning": meaning} for name, (dtype, meaning) in _FACE_ARRAYS.items()}

@@ -17,9 +17,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .checkpoint import atomic_write_bytes
-from .eval_metrics import Example
-from .explain.render import overlay
+from ..explain.render import overlay
+from ..files import atomic_write_bytes
+from .sections import Example
 
 DPI = 100
 LOC_METRICS = {"pixel_auc": "pixel AUC", "pointing_game": "pointing", "energy": "energy", "iou": "IoU", "pearson": "Pearson"}

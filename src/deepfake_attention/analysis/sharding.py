@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from .checkpoint import atomic_write_json
-from .inputs import InputItem
+from ..data.inputs import InputItem
+from ..files import atomic_write_json
 from .results import ROW_FIELDS, STATUSES, Detection, ResultRow, ResultWriter, read_results
 
 PARTS = "parts"

@@ -40,10 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import CheckpointConfig, atomic_write_json
-from .detector import Detector
-from .model import AttentionMapModel
-from .model.backbones import trunk_spec
+from ..checkpoint import CheckpointConfig
+from ..detector import Detector
+from ..files import atomic_write_json
+from ..model import AttentionMapModel
+from ..model.backbones import trunk_spec
 
 FORMATS = ("onnx", "exported-program")
 SUFFIXES = {"onnx": ".onnx", "exported-program": ".pt2"}
@@ -166,7 +167,7 @@ def export(
 
 
 def _metadata(config: CheckpointConfig, format: str, path: Path, dynamic: dict[str, Any], upsample: bool) -> dict[str, Any]:
-    from . import __version__
+    from ..version import __version__
 
     pre = config.preprocess
     return {
@@ -241,7 +242,7 @@ def load_exported(path: str | Path) -> Callable[[np.ndarray | torch.Tensor], tup
             return logits.numpy(), attention.numpy()
 
         return run_program
-    raise ValueError(f"{path} is neither .onnx nor .pt2; export it with deepfake_attention.export.export")
+    raise ValueError(f"{path} is neither .onnx nor .pt2; export it with deepfake_attention.interop.export.export")
 
 
 def _as_batch(image: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -43,7 +43,7 @@ def join_ranks() -> Ranks:
     """Join the run's ranks: an initialised process group, or torchrun's environment
     (``WORLD_SIZE`` > 1: a gloo group is started; analysis exchanges only small objects),
     else a single process."""
-    from .train.distributed import init_from_env
+    from ..train.distributed import init_from_env
 
     if not dist.is_available():
         return Ranks()
@@ -59,7 +59,7 @@ def join_ranks() -> Ranks:
 
 def rank_device(device: str, ranks: Ranks) -> torch.device:
     """The device of this rank: ``cuda`` becomes ``cuda:LOCAL_RANK`` (modulo the GPUs) under torchrun."""
-    from .device import resolve_device
+    from ..device import resolve_device
 
     resolved = resolve_device(device)
     if resolved.type == "cuda" and resolved.index is None and ranks.world > 1:

@@ -49,30 +49,27 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import FAKE_INDEX
-from .data.faces import FaceCrop
-from .data.media import MediaError
-from .data.tracks import TrackConfig, link_tracks
-from .detector import Detector, FacePrediction
-from .explain.render import FaceView, map_png, resize_map
-from .inputs import InputItem
-from .metrics.attention import frame_consistency, summarize
-from .metrics.video import aggregate_videos
-from .model.temporal import TemporalAttentionPooling
+from ..data.faces import FaceCrop
+from ..data.inputs import InputItem
+from ..data.media import MediaError
+from ..data.tracks import TrackConfig, link_tracks
+from ..data.transforms import FAKE_INDEX
+from ..detector import Detector, FacePrediction
+from ..explain.render import FaceView, map_png, resize_map
+from ..metrics.attention import frame_consistency, summarize
+from ..metrics.video import aggregate_videos
+from ..model.temporal import TemporalAttentionPooling
+from .options import AGGREGATES, AnalyzeOptions
 from .results import Detection, ResultRow
 from .video_chunks import VideoChunk, iter_video_chunks
-from .video_report import AnnotatedFace, SheetFace, TimelineTrack, render_contact_sheet, render_timeline, write_annotated_video
+from .video_render import AnnotatedFace, SheetFace, TimelineTrack, render_contact_sheet, render_timeline, write_annotated_video
 
-if TYPE_CHECKING:
-    from .analysis_options import AnalyzeOptions
-
-AGGREGATES = {"mean": "track-mean-then-max", "median": "track-median-then-max", "topk": "track-topk-then-max"}
 SHEET_FACES = 6
 CONSISTENCY_SIZE = 56
 STORED_MAP_SIZE = 32
@@ -103,7 +100,7 @@ class VideoAccumulator:
     ``renderer`` provides ``save(image, folder, name) -> path`` and ``name(path, suffix) -> file name``.
     """
 
-    def __init__(self, first: VideoChunk, *, options: "AnalyzeOptions", threshold: float, detector: Detector, renderer: Any,
+    def __init__(self, first: VideoChunk, *, options: AnalyzeOptions, threshold: float, detector: Detector, renderer: Any,
                  head: TemporalAttentionPooling | None = None) -> None:
         self.item, self.options, self.threshold, self.detector, self.renderer, self.head = first.item, options, threshold, detector, renderer, head
         self.info = first.info or {}
@@ -325,10 +322,8 @@ def _offset(a: FaceCrop, b: FaceCrop, side: int) -> tuple[int, int]:
 def score_video(path: str | Path, detector: Detector, *, threshold: float | None = None, **options: Any) -> ResultRow:
     """One video's result row in this process, nothing rendered (for ``evaluate`` on video manifests,
     notebooks): the row ``analyze`` would write, with per-frame scores in ``extra["frames"]`` and
-    per-track scores in ``extra["tracks"]``. ``options`` are :class:`~.analysis_options.AnalyzeOptions` fields
+    per-track scores in ``extra["tracks"]``. ``options`` are :class:`~.options.AnalyzeOptions` fields
     (``frames``, ``fps``, ``aggregate``, ``topk``, ``face_detect``, ``cam`` ...); ``save_maps`` is "none"."""
-    from .analysis_options import AnalyzeOptions
-
     opts = AnalyzeOptions(**{"cam": False, "progress": False, **options, "save_maps": "none", "annotate": False})
     item = InputItem(str(path), "video")
     accumulator: VideoAccumulator | None = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .data.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)

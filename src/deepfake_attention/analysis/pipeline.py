@@ -2,7 +2,7 @@
 Grad-CAM++ -> rendered maps -> ordered result rows, ``run.json`` and an HTML report.
 
 Workers shard the inputs (input ``i`` goes to worker ``i % workers``) and stream *messages*: one
-per image, one per chunk of sampled frames for a video (``video_analysis``). The main process
+per image, one per chunk of sampled frames for a video (``video``). The main process
 scores the faces of several messages per forward pass, and writes each input's row once it and
 every earlier input are complete, so rows keep the sorted input order.
 
@@ -26,19 +26,18 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from .analysis_options import AnalyzeOptions, RunSummary
-from .checkpoint import Preprocess, atomic_write_json
-from .detector import DEFAULT_MODEL_DIR, Detector, FacePrediction
-from .image_analysis import LoadedInput, Renderer, load_image, make_image_row
-from .inputs import InputItem, discover
-from .model.temporal import TemporalAttentionPooling, load_temporal_head
+from ..checkpoint import load_temporal_head
+from ..data.inputs import InputItem, discover
+from ..data.transforms import Preprocess
+from ..detector import DEFAULT_MODEL_DIR, Detector, FacePrediction
+from ..files import atomic_write_json
+from ..model.temporal import TemporalAttentionPooling
+from .image import LoadedInput, Renderer, load_image, make_image_row
+from .options import AnalyzeOptions, RunSummary
 from .ranks import Ranks, join_ranks, rank_device
 from .results import ResultRow
-from .sharding import (
-    Plan, PartWriter, finish, fingerprint, mark_done, mark_failed, merge_failed, merge_parts, part_path, prepare, read_merged, shard,
-    status_counts, wait_for_merge, wait_for_ranks,
-)
-from .video_analysis import VideoAccumulator
+from .sharding import PartWriter, Plan, fingerprint, finish, mark_done, mark_failed, merge_failed, merge_parts, part_path, prepare, read_merged, shard, status_counts, wait_for_merge, wait_for_ranks
+from .video import VideoAccumulator
 from .video_chunks import VideoChunk, iter_video_chunks
 
 
@@ -197,7 +196,7 @@ def _temporal_head(model: str | Path | Detector | None, detector: Detector) -> T
 
 
 def _fingerprint(items: list[InputItem], detector: Detector, opts: AnalyzeOptions, threshold: float) -> dict[str, Any]:
-    from . import __version__
+    from ..version import __version__
 
     head = detector.config.info.get("temporal_head", {}).get("sha256") if opts.temporal_head else None
     precision = "float32" if detector.amp_dtype is None else str(detector.amp_dtype).removeprefix("torch.")
@@ -286,7 +285,7 @@ def _write_run_json(
     summary: RunSummary, detector: Detector, opts: AnalyzeOptions, threshold: float, command: str | None, started: datetime, inputs: list[str],
     plan: Plan, timing: dict[str, Any],
 ) -> None:
-    from . import __version__
+    from ..version import __version__
 
     atomic_write_json(summary.out_dir / "run.json", {
         "command": command if command is not None else " ".join(sys.argv),

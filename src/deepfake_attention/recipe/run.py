@@ -1,6 +1,6 @@
 """The default model's recipe, one command from real faces to a calibrated, evaluated checkpoint.
 
-    python -m deepfake_attention.train.recipe --data ../shared/data --out runs/default-model [--install]
+    python -m deepfake_attention.recipe --data ../shared/data --out runs/default-model [--install]
 
 1. Faces. Training identities: FaceForensics++ original 004 (frames) and the two package photos
    with a face (scikit-image's astronaut, matplotlib's Grace Hopper). Held out: original 634.
@@ -27,8 +27,9 @@ from PIL import Image
 
 from ..data.manifest import read_manifest, write_manifest
 from ..data.synth_dataset import synthesize
-from .config import load_config
-from .loop import train
+from ..evaluation import calibrate, evaluate
+from ..train.config import load_config
+from ..train.loop import train
 
 CONFIG = "default_model.toml"
 TRAIN_VIDEO, HELDOUT_VIDEO = "ffpp_original_004.mp4", "ffpp_original_634.mp4"
@@ -82,9 +83,6 @@ def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[s
 
     ``resume`` continues training from the newest checkpoint under ``out/train`` (the prepared
     data is remade from the same seeds, so it is identical)."""
-    from ..calibrate import calibrate
-    from ..evaluation import evaluate
-
     started = time.perf_counter()
     paths = prepare(data_root, out / "data", landmarks=landmarks)
     prepared = time.perf_counter()
@@ -123,7 +121,7 @@ def install(model_dir: Path, target: Path, card: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Train, calibrate and evaluate the default model.")
+    parser = argparse.ArgumentParser(prog="python -m deepfake_attention.recipe", description="Train, calibrate and evaluate the default model.")
     parser.add_argument("--data", default="../shared/data", help="folder holding real-videos/ (default ../shared/data)")
     parser.add_argument("--out", default="runs/default-model", help="run folder (default runs/default-model)")
     parser.add_argument("--no-landmarks", action="store_true", help="landmark-free masks (ellipses and polygons over the face box)")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .data.video import iter_sampled_frames
-from .data.video_writer import write_video
-from .explain.render import FaceView, face_row, overlay
+from ..data.video import iter_sampled_frames
+from ..data.video_writer import write_video
+from ..explain.render import FaceView, face_row, overlay
 
 SHEET_COLUMNS = 2
 ANNOTATE_MAX_SIDE = 1280

@@ -71,7 +71,7 @@ def model_card(run_dir: Path) -> str:
         "",
         "## Recipe",
         "",
-        "`make default-model` (= `python -m deepfake_attention.train.recipe --data ../shared/data --out runs/default-model --install`),",
+        "`make default-model` (= `python -m deepfake_attention.recipe --data ../shared/data --out runs/default-model --install`),",
         "config `src/deepfake_attention/configs/default_model.toml`: cross-entropy + BCE of the attention gate against the",
         "blend mask on fakes, AdamW with warm-up and cosine decay, early stopping on the held-out calibration split.",
         f"This run: {summary['steps']} steps{' (stopped early)' if summary.get('stopped_early') else ''}, "

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data.media import DEFAULT_MAX_PIXELS
-from .data.video import DEFAULT_FRAMES
-from .device import AMP_MODES
+from ..data.media import DEFAULT_MAX_PIXELS
+from ..data.video import DEFAULT_FRAMES
+from ..device import AMP_MODES
 from .results import ResultRow
-from .video_analysis import AGGREGATES
 
 SAVE_MAPS = ("none", "panel", "all")
+AGGREGATES = {"mean": "track-mean-then-max", "median": "track-median-then-max", "topk": "track-topk-then-max"}
+"""``--aggregate`` choices and the method names :func:`~..metrics.video.aggregate_videos` takes."""
 
 
 @dataclass(frozen=True)

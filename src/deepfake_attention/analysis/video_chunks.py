@@ -2,7 +2,7 @@
 the crops (resized to the model's input) to the main process in chunks of :data:`CHUNK_FRAMES`
 sampled frames, so the crops in flight stay bounded however long the video or high the ``--fps``.
 Media errors never escape: they end the video with an error chunk. The main side is
-``video_analysis.VideoAccumulator``."""
+``video.VideoAccumulator``."""
 
 from __future__ import annotations
 
@@ -10,20 +10,17 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .checkpoint import Preprocess
-from .data.faces import FaceCrop, find_faces
-from .data.media import MediaError
-from .data.transforms import resize_square
-from .data.video import iter_sampled_frames
-from .inputs import InputItem
-from .model.backbones import file_sha256
-
-if TYPE_CHECKING:
-    from .analysis_options import AnalyzeOptions
+from ..data.faces import FaceCrop, find_faces
+from ..data.inputs import InputItem
+from ..data.media import MediaError
+from ..data.transforms import Preprocess, resize_square
+from ..data.video import iter_sampled_frames
+from ..files import file_sha256
 
 CHUNK_FRAMES = 16
+from .options import AnalyzeOptions
 
 
 @dataclass
@@ -57,7 +54,7 @@ class VideoChunk:
         return [face for frame in self.frames for face in frame.faces]
 
 
-def iter_video_chunks(index: int, item: InputItem, options: "AnalyzeOptions", preprocess: Preprocess) -> Iterator[VideoChunk]:
+def iter_video_chunks(index: int, item: InputItem, options: AnalyzeOptions, preprocess: Preprocess) -> Iterator[VideoChunk]:
     """Decode, sample and find faces (worker side); yields :class:`VideoChunk` messages, the last one
     with ``last=True``. Media errors never escape: they end the video with an error chunk."""
     state: dict[str, Any] = {"first": True, "frames": [], "timings": {"decode_s": 0.0, "detect_s": 0.0}}

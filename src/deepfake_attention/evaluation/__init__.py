@@ -1,0 +1,16 @@
+"""The evaluation stage (``evaluate`` and ``calibrate``): a labelled manifest and a checkpoint in, figures out.
+
+Takes a manifest of face crops (real / fake, optional masks) and a model; gives ``metrics.json``
+(detection, calibration, localisation against the masks and a prior baseline, faithfulness,
+robustness) and a self-contained ``report.html``; ``calibrate`` writes the temperature and the
+threshold at a target false-positive rate back into the checkpoint.
+
+- ``run``: :func:`evaluate`, scoring the manifest and assembling the sections;
+- ``sections``: the metric sections computed from the scored examples;
+- ``report``: the HTML report; ``calibrate``: :func:`calibrate`.
+"""
+
+from .calibrate import calibrate
+from .run import evaluate
+
+__all__ = ["calibrate", "evaluate"]
