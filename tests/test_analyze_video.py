@@ -280,3 +280,25 @@ def test_score_video_matches_analyze(checkpoint: Path, tmp_path: Path) -> None:
     ran = analyze([video], tmp_path / "out", model=detector, frames=4, cam=False, save_maps="none", progress=False).rows[0]
     assert row.prob_fake == ran.prob_fake and row.extra["tracks"] == ran.extra["tracks"] and row.extra["frames"] == ran.extra["frames"]
     assert score_video(tmp_path / "missing.mp4", detector).error == "file not found"
+
+
+def test_a_passing_face_is_reported_but_does_not_vote(checkpoint: Path, tmp_path: Path) -> None:
+    """A second (red, "more fake") face in 1 of 8 sampled frames: its track is listed, with why it does not vote."""
+    main, red = face(112), face(112, (60, -20, -20))
+    frames = []
+    for i in range(8):
+        image = np.array(_BACKGROUND[:160, :320])
+        image[24:136, 20:132] = main
+        if i == 3:
+            image[24:136, 190:302] = red
+        frames.append(image)
+    video = tmp_path / "passer.mp4"
+    write_video(frames, video, 8)
+    row = analyze([video], tmp_path / "out", model=redness_detector(checkpoint), frames=8, save_maps="none", progress=False).rows[0]
+    tracks = row.extra["tracks"]
+    assert [t["frames"] for t in tracks] == [8, 1] and [t["used"] for t in tracks] == [True, False]
+    assert tracks[0]["vote_note"] is None and "covers 1 of 8 sampled frames" in tracks[1]["vote_note"]
+    assert tracks[1]["prob_fake"] > tracks[0]["prob_fake"]  # the red face would have decided the verdict
+    assert row.prob_fake == pytest.approx(tracks[0]["prob_fake"])
+    assert row.extra["voting"]["tracks_used"] == 1 and not row.extra["voting"]["fallback_longest"]
+    assert tracks[0]["det_score_mean"] is not None and row.extra["voting"]["min_det_score"] == 3.0

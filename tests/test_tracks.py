@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepfake_attention.data.faces import FaceCrop
-from deepfake_attention.data.tracks import TrackConfig, box_iou, link_tracks
+from deepfake_attention.data.tracks import TrackConfig, VotePolicy, box_iou, link_tracks, vote
 
 
 def box(x: float, y: float, size: float = 60) -> tuple[float, float, float, float]:
@@ -142,3 +142,22 @@ def test_bad_boxes(frames: list, error: type, message: str) -> None:
 def test_config_validation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrackConfig(**kwargs)
+
+
+def test_vote_drops_short_and_unsure_tracks_and_says_why() -> None:
+    votes, fallback = vote([32, 3, 20], [0.99, 0.98, 0.5], 32, VotePolicy(min_coverage=0.25, min_det_score=0.9))
+    assert [v.used for v in votes] == [True, False, False] and not fallback
+    assert votes[0].reason is None
+    assert "covers 3 of 32 sampled frames" in votes[1].reason
+    assert "mean detection score 0.5 < 0.9" in votes[2].reason
+
+
+def test_vote_falls_back_to_the_longest_track() -> None:
+    votes, fallback = vote([2, 5, 5], [None, None, None], 40, VotePolicy(min_coverage=0.25))
+    assert fallback and [v.used for v in votes] == [False, True, False]
+    assert votes[1].reason.endswith("the longest track votes")
+    assert vote([], [], 10) == ([], False)
+    with pytest.raises(ValueError, match="min_coverage"):
+        VotePolicy(min_coverage=1.5)
+    with pytest.raises(ValueError, match="mean scores"):
+        vote([1, 2], [None], 4)

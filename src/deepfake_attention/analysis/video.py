@@ -13,8 +13,13 @@ over a window of the last ``max_gap + 1`` frames, and the contact sheet keeps th
 
 **Scores.** Per face track (``data.tracks.link_tracks`` on the boxes in original pixels) the
 frames' P(fake) are reduced by ``aggregate`` (mean by default, median, or the mean of the
-``topk`` highest) and the video's P(fake) is the max over tracks (``metrics.video``). With
-``temporal_head`` the track score is the head's instead (uncalibrated: softmax of its logits).
+``topk`` highest) and the video's P(fake) is the max over the tracks that vote (``metrics.video``).
+A track votes when it covers at least 25% of the sampled frames and its mean detection score
+reaches its detector's floor (``data.faces.DET_SCORE_FLOORS``; ``data.tracks.VotePolicy``): a
+spurious box on the background, or a passer-by, does not decide the verdict. Tracks that do not
+vote are still reported (``tracks[*].used`` false, ``vote_note`` saying why); when none qualifies,
+the longest track votes and ``voting.fallback_longest`` says so. With ``temporal_head`` the
+track score is the head's instead (uncalibrated: softmax of its logits).
 
 **Attention consistency** (the seed's temporal metric), per track: the Pearson correlation of the
 attention maps of consecutive frames of the track (``metrics.attention.frame_consistency``),
@@ -31,9 +36,9 @@ PNGs of the track's most suspicious frame; ``prob_fake`` the track's score), so 
 one row per track. ``extra`` adds ``frames`` (per sampled frame: ``sample_index``, ``frame_index``,
 ``time_s`` from PTS, and per face its box, ``prob_fake``, ``track_id``, ``consistency``,
 ``low_consistency``), ``tracks`` (per track: frame count, ``prob_mean`` / ``prob_median`` /
-``prob_topk`` / ``prob_max``, the chosen ``prob_fake`` and ``label``, ``consistency`` mean and
+``prob_topk`` / ``prob_max``, ``det_score_mean``, the chosen ``prob_fake`` and ``label``, ``used`` and ``vote_note``, ``consistency`` mean and
 counts, ``low_consistency_samples``, and ``temporal`` weights with the head), ``frames_without_face``,
-``video`` (probe info), ``sampling``, ``aggregation``, ``warning``, ``timeline_png``,
+``video`` (probe info), ``sampling``, ``aggregation``, ``voting``, ``warning``, ``timeline_png``,
 ``annotated_video`` and ``timings`` (decode, detect, model, render seconds).
 
 **Damaged files.** Files that cannot be opened or yield no frame become error rows with
@@ -55,10 +60,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.faces import FaceCrop
+from ..data.faces import DET_SCORE_FLOORS, FaceCrop
 from ..data.inputs import InputItem
 from ..data.media import MediaError
-from ..data.tracks import TrackConfig, link_tracks
+from ..data.tracks import TrackConfig, VotePolicy, link_tracks, vote
 from ..data.transforms import FAKE_INDEX
 from ..detector import Detector, FacePrediction
 from ..explain.render import FaceView, map_png, resize_map
@@ -178,18 +183,25 @@ class VideoAccumulator:
         start = time.perf_counter()
         tracks = link_tracks([[face.box for face in frame] for frame in self.faces], TRACKS).tracks
         track_rows = [self._track(track.track_id, [self.faces[s][i] for s, i in track.members]) for track in tracks]
+        detector_name = self.detector.config.preprocess.detector
+        votes, fallback = vote([t["frames"] for t in track_rows], [t["det_score_mean"] for t in track_rows], len(self.frames),
+                               VotePolicy(min_det_score=DET_SCORE_FLOORS.get(detector_name)))
+        for track, choice in zip(track_rows, votes):
+            track["used"], track["vote_note"] = choice.used, choice.reason
         empty = sum(1 for frame in self.faces if not frame)
         extra: dict[str, Any] = {
             "video": {**self.info, "frames_decoded": len(self.frames)},
             "sampling": {"frames": None if self.options.fps else self.options.frames, "fps": self.options.fps},
             "aggregation": "temporal-head" if self.head is not None else self.options.aggregate,
             "warning": last.warning, "frames_without_face": empty, "timeline_png": None, "annotated_video": None,
+            "voting": {"min_coverage": VotePolicy().min_coverage, "min_det_score": DET_SCORE_FLOORS.get(detector_name),
+                       "tracks_used": sum(v.used for v in votes), "fallback_longest": fallback},
         }
         base = dict(path=self.item.path, kind="video", threshold=self.threshold, model_sha256=self.detector.model_sha256,
                     input_sha256=self.input_sha256, model_trained=self.detector.trained)
         extra.update(frames=self._frame_rows(), tracks=track_rows)
         if track_rows:
-            prob = max(t["prob_fake"] for t in track_rows)
+            prob = max(t["prob_fake"] for t in track_rows if t["used"])
             row = ResultRow(status="ok", prob_fake=prob, label="fake" if prob >= self.threshold else "real", faces=len(track_rows),
                             detections=[self._detection(t) for t in track_rows], extra=extra, **base)
             self._render(row, track_rows)
@@ -216,6 +228,7 @@ class VideoAccumulator:
             "first_time_s": self.frames[members[0].sample][2], "last_time_s": self.frames[members[-1].sample][2],
             "prob_fake": values[self.options.aggregate], "prob_mean": values["mean"], "prob_median": values["median"],
             "prob_topk": values["topk"], "prob_max": max(probs),
+            "det_score_mean": None if any(f.det_score is None for f in members) else float(np.mean([f.det_score for f in members])),
             "consistency": {"mean": summary.mean, "pairs": summary.count, "undefined": summary.undefined},
             "low_consistency_samples": [f.sample for f in members if f.low],
         }

@@ -30,6 +30,10 @@ from ..crops import Box, square_crop_box
 FACE_DETECTORS = ("haar", "dlib")
 """Names accepted by :func:`get_face_detector`; ``"none"`` in a checkpoint means the whole image."""
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+DET_SCORE_FLOORS: dict[str, float | None] = {"haar": 3.0, "dlib": 0.0, "none": None}
+"""Per detector, the mean detection score a video's face track needs to vote (scores are on each
+detector's own scale: Haar's cascade sums, 3.8-10.8 on real faces and 1.6-4.7 on background hits of
+the shared test videos; dlib's SVM margin; none for the whole image)."""
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,51 @@ def link_tracks(detections: Sequence[Sequence[Any]], config: TrackConfig | None 
         frames_without_faces=tuple(empty), discarded=tuple(numbered[len(kept) :]),
     )
 
+
+
+@dataclass(frozen=True)
+class VotePolicy:
+    """Which face tracks vote in a video's score.
+
+    A track votes when it covers at least ``min_coverage`` of the sampled frames and its mean
+    detection score is at least ``min_det_score`` (None: no floor; each detector's scores have
+    their own scale, see :data:`~.faces.DET_SCORE_FLOORS`). When no track qualifies, the longest
+    (ties: the lowest id) votes, and the result says so.
+    """
+
+    min_coverage: float = 0.25
+    min_det_score: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_coverage <= 1.0:
+            raise ValueError(f"min_coverage must be a share in [0, 1], got {self.min_coverage!r}")
+
+
+@dataclass(frozen=True)
+class Vote:
+    """Whether one track votes, and why not when it does not."""
+
+    used: bool
+    reason: str | None
+
+
+def vote(lengths: Sequence[int], mean_scores: Sequence[float | None], frames: int, policy: VotePolicy | None = None) -> tuple[list[Vote], bool]:
+    """The :class:`Vote` of each track (``lengths[k]`` faces, mean detection score ``mean_scores[k]``,
+    None when unknown) over a video of ``frames`` sampled frames, and whether the longest track
+    votes only because no track qualified."""
+    policy = policy or VotePolicy()
+    if len(lengths) != len(mean_scores):
+        raise ValueError(f"got {len(lengths)} track lengths but {len(mean_scores)} mean scores")
+    votes = []
+    for length, score in zip(lengths, mean_scores):
+        reasons = []
+        if frames > 0 and length / frames < policy.min_coverage:
+            reasons.append(f"covers {length} of {frames} sampled frames (< {policy.min_coverage:.0%})")
+        if policy.min_det_score is not None and score is not None and score < policy.min_det_score:
+            reasons.append(f"mean detection score {score:.3g} < {policy.min_det_score:g}")
+        votes.append(Vote(used=not reasons, reason="; ".join(reasons) or None))
+    fallback = bool(votes) and not any(v.used for v in votes)
+    if fallback:
+        longest = max(range(len(lengths)), key=lambda k: (lengths[k], -k))
+        votes[longest] = Vote(used=True, reason=f"no track qualified ({votes[longest].reason}): the longest track votes")
+    return votes, fallback
