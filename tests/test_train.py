@@ -116,3 +116,48 @@ def _read_log(path: Path) -> list[dict]:
 
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def test_paired_weighted_sampling_keeps_pairs_and_follows_the_weights() -> None:
+    from deepfake_attention.data.datasets import Sampling
+
+    plain = epoch_permutation(12, 0, 0)
+    assert torch.equal(epoch_permutation(12, 0, 0, Sampling()), plain)  # no wish: the old shuffle
+    paired = epoch_permutation(12, 0, 0, Sampling(pairs=True))
+    assert sorted(paired.tolist()) == list(range(12))
+    assert all(a % 2 == 0 and b == a + 1 for a, b in zip(paired[0::2].tolist(), paired[1::2].tolist()))
+    # weights: unit 0 (items 0, 1) weighs 9x each of the others; draws follow, with replacement
+    weighted = Sampling(pairs=True, weights=(9.0, 1.0, 1.0, 1.0))
+    draws = torch.cat([epoch_permutation(8, 0, e, weighted) for e in range(300)])
+    share = (draws == 0).float().mean().item() * 2  # item 0 appears once per pair drawn
+    assert abs(share - 0.75) < 0.05
+    assert torch.equal(epoch_permutation(8, 0, 5, weighted), epoch_permutation(8, 0, 5, weighted))
+    batch = step_indices(8, 4, 0, 1, 1, sampling=weighted)
+    assert len(batch) == 4 and batch[1] == batch[0] + 1 and batch[3] == batch[2] + 1
+    with pytest.raises(ValueError, match="divisible by 2"):
+        step_indices(8, 3, 0, 0, 0, sampling=weighted)
+    with pytest.raises(ValueError, match="3 weights for 4 units"):
+        epoch_permutation(8, 0, 0, Sampling(pairs=True, weights=(1.0, 1.0, 1.0)))
+    with pytest.raises(ValueError, match="even number"):
+        epoch_permutation(7, 0, 0, Sampling(pairs=True))
+
+
+def test_person_weights_count_people_not_files() -> None:
+    from deepfake_attention.data.synth_dataset import FaceRecord, person_weights
+
+    faces = [FaceRecord("a.png", (0, 0, 4, 4), person="obama"), FaceRecord("b.png", (0, 0, 4, 4), person="obama"),
+             FaceRecord("c.png", (0, 0, 4, 4), source_id="clip"), FaceRecord("d.png", (0, 0, 4, 4), source_id="clip"),
+             FaceRecord("e.png", (0, 0, 4, 4), source_id="clip"), FaceRecord("f.png", (0, 0, 4, 4))]
+    assert person_weights(faces) == pytest.approx([0.5, 0.5, 1 / 3, 1 / 3, 1 / 3, 1.0])
+
+
+def test_blended_dataset_asks_for_pairs_and_person_weights() -> None:
+    from deepfake_attention.data.datasets import Sampling
+    from deepfake_attention.data.synth_dataset import BlendedFaceDataset, FaceRecord
+
+    faces = [FaceRecord(f"{k}.png", (0, 0, 4, 4)) for k in range(3)]
+    assert BlendedFaceDataset(faces, size=16).sampling is None
+    assert BlendedFaceDataset(faces, size=16, paired=True, weights=[1, 2, 3]).sampling == Sampling(pairs=True, weights=(1.0, 2.0, 3.0))
+    assert BlendedFaceDataset(faces, size=16, weights=[1, 2, 3]).sampling == Sampling(weights=(1.0, 1.0, 2.0, 2.0, 3.0, 3.0))
+    with pytest.raises(ValueError, match="2 weights for 3 faces"):
+        BlendedFaceDataset(faces, size=16, weights=[1, 2])

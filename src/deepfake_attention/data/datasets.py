@@ -61,6 +61,31 @@ class HorizontalFlip:
         return np.ascontiguousarray(image[:, ::-1]), None if mask is None else np.ascontiguousarray(mask[:, ::-1])
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How a dataset wants its epochs drawn (a dataset may expose one as its ``sampling`` attribute).
+
+    ``pairs``: items ``2k`` and ``2k + 1`` belong together (a real face and its own blend) and are
+    drawn as one unit, side by side, so they share a batch. ``weights``: one non-negative weight
+    per unit (pair or item): the epoch then draws as many units as there are, with replacement,
+    in proportion to the weights (e.g. ``1 / faces of that person``, so people count, not files).
+    """
+
+    pairs: bool = False
+    weights: tuple[float, ...] | None = None
+
+    def units(self, num_samples: int) -> int:
+        if self.pairs and num_samples % 2:
+            raise ValueError(f"a paired dataset must have an even number of items, got {num_samples}")
+        units = num_samples // 2 if self.pairs else num_samples
+        if self.weights is not None:
+            if len(self.weights) != units:
+                raise ValueError(f"sampling has {len(self.weights)} weights for {units} units")
+            if min(self.weights) < 0 or not sum(self.weights) > 0:
+                raise ValueError("sampling weights must be >= 0 with a positive sum")
+        return units
+
+
 class ManifestDataset(Dataset):
     """Images of manifest rows as normalised tensors with labels and masks (see the module doc)."""
 

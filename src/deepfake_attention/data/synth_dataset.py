@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -32,6 +33,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..files import atomic_write_bytes, atomic_write_json, safe_stem
+from .datasets import Sampling
 from .faces import detect_faces
 from .inputs import discover
 from .manifest import ManifestRow, write_manifest
@@ -53,6 +55,16 @@ class FaceRecord:
     source_id: str = ""
     video_id: str = ""
     frame: int | None = None
+    person: str = ""
+    """Who this is, when known (an identity, or file and face for unnamed people): :func:`person_weights`."""
+
+
+def person_weights(faces: Sequence[FaceRecord]) -> list[float]:
+    """One weight per face, ``1 / (faces of the same person)``: every person weighs 1 in total, however
+    many frames or files show them. The person is ``person``, else ``source_id``, else the crop itself."""
+    keys = [face.person or face.source_id or face.crop for face in faces]
+    counts = Counter(keys)
+    return [1.0 / counts[key] for key in keys]
 
 
 def make_sample(
@@ -108,11 +120,16 @@ class BlendedFaceDataset(Dataset):
     ManifestDataset, so the two can be concatenated. Item ``i`` of epoch ``e`` derives from
     (seed, e, i) (:meth:`set_epoch`); ``transform(image, mask, rng)`` (e.g. ``HorizontalFlip``)
     gets its own stream of it.
+
+    ``paired=True`` asks the training loop to draw each face's real and fake side by side (one
+    batch holds a face and its own blend, as the SBI paper pairs them), and ``weights`` (one per
+    face, e.g. :func:`person_weights`) to draw faces in proportion to them: see :attr:`sampling`.
     """
 
     def __init__(
         self, faces: Sequence[FaceRecord], *, size: int = 224, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
         family: str = "sbi", seed: int = 0, config: SynthConfig | None = None, transform: Callable[..., Any] | None = None,
+        paired: bool = False, weights: Sequence[float] | None = None,
     ) -> None:
         if not faces:
             raise ValueError("no faces given; run `deepfake-attention synth` or pass FaceRecord items")
@@ -121,6 +138,17 @@ class BlendedFaceDataset(Dataset):
         self.faces, self.family, self.seed, self.epoch = list(faces), family, int(seed), 0
         self.mean, self.std, self.transform = tuple(mean), tuple(std), transform
         self.config = dataclasses.replace(config or family_config(family), out_size=int(size))
+        if weights is not None and len(weights) != len(self.faces):
+            raise ValueError(f"got {len(weights)} weights for {len(self.faces)} faces")
+        self.paired, self.weights = bool(paired), None if weights is None else tuple(float(w) for w in weights)
+
+    @property
+    def sampling(self) -> Sampling | None:
+        """How the training loop draws this dataset's epochs (None: a plain shuffle)."""
+        if not self.paired and self.weights is None:
+            return None
+        weights = self.weights if self.paired or self.weights is None else tuple(w for w in self.weights for _ in range(2))
+        return Sampling(pairs=self.paired, weights=weights)
 
     @classmethod
     def from_folder(cls, folder: str | Path, **kwargs: Any) -> "BlendedFaceDataset":

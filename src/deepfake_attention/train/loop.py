@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..checkpoint import TEMPORAL_FILE, CheckpointConfig, save_checkpoint, save_temporal_head
+from ..data.datasets import Sampling
 from ..data.transforms import Preprocess
 from ..device import amp_dtype, resolve_device
 from ..files import atomic_write_bytes
@@ -50,14 +51,14 @@ class TrainResult:
 class _StepBatches(Sampler[list[int]]):
     """Yields this rank's index list for each remaining step of one epoch."""
 
-    def __init__(self, n: int, global_batch: int, seed: int, epoch: int, first_step: int, last_step: int, drop_last: bool) -> None:
+    def __init__(self, n: int, global_batch: int, seed: int, epoch: int, first_step: int, last_step: int, drop_last: bool, sampling: Sampling | None = None) -> None:
         self.args = (n, global_batch, seed, epoch)
-        self.first, self.last, self.drop_last = first_step, last_step, drop_last
+        self.first, self.last, self.drop_last, self.sampling = first_step, last_step, drop_last, sampling
 
     def __iter__(self) -> Iterator[list[int]]:
         n, batch, seed, epoch = self.args
         for step in range(self.first, self.last):
-            yield step_indices(n, batch, seed, epoch, step, rank=dist.rank(), world_size=dist.world_size(), drop_last=self.drop_last)
+            yield step_indices(n, batch, seed, epoch, step, rank=dist.rank(), world_size=dist.world_size(), drop_last=self.drop_last, sampling=self.sampling)
 
     def __len__(self) -> int:
         return self.last - self.first
@@ -169,7 +170,8 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
             train_set.set_epoch(state.epoch)
         last = min(spe, state.step_in_epoch + (total - state.step))
         loader = DataLoader(
-            train_set, batch_sampler=_StepBatches(len(train_set), cfg.data.batch_size, cfg.run.seed, state.epoch, state.step_in_epoch, last, drop_last),
+            train_set, batch_sampler=_StepBatches(len(train_set), cfg.data.batch_size, cfg.run.seed, state.epoch, state.step_in_epoch, last, drop_last,
+                                                  getattr(train_set, "sampling", None)),
             num_workers=cfg.data.workers, pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.run.seed),
         )
         net.train()
