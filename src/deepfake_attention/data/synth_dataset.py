@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ..files import atomic_write_bytes, atomic_write_json, safe_stem
 from .datasets import Sampling
-from .faces import detect_faces
+from .faces import FaceCrop, detect_faces
 from .inputs import discover
 from .manifest import ManifestRow, write_manifest
 from .media import MediaError, read_image
@@ -252,18 +252,51 @@ def synthesize(
         frames_seen += len(frames)
         for number, image in frames:
             for k, face in enumerate(detect_faces(image, detector, crop_scale=crop_scale, landmarks=predictor)):
-                cx, cy = face.crop_box[:2]
-                crop = Path("crops") / f"{stem}-t{number or 0}-f{k}.png"
-                _png(out / crop, face.crop)
-                points = None if face.landmarks is None else (face.landmarks - np.float32([cx, cy])).round(2).tolist()
-                box = (face.box[0] - cx, face.box[1] - cy, face.box[2] - cx, face.box[3] - cy)
-                faces.append(FaceRecord(str(crop), box, points, stem, stem if item.kind == "video" else "", number))
-    atomic_write_bytes(out / "faces.jsonl", "".join(json.dumps(dataclasses.asdict(f)) + "\n" for f in faces).encode())
-    if family == "other" and len(faces) < 2:
-        raise ValueError(f"the 'other' family needs at least two faces; found {len(faces)} in the inputs")
-    records = [dataclasses.replace(f, crop=str(out / f.crop)) for f in faces]
+                faces.append(save_face(out, f"{stem}-t{number or 0}-f{k}", face, source_id=stem, video_id=stem if item.kind == "video" else "", frame=number))
+    write_faces(out, faces)
+    counts = write_fakes([dataclasses.replace(f, crop=str(out / f.crop)) for f in faces], out, per_face=per_face, seed=seed, family=family,
+                         config=config, include_real=include_real, progress=progress)
+    atomic_write_json(out / "synth.json", {
+        "inputs": [item.path for item in items], "family": family, "seed": seed, "per_face": per_face, "landmarks": landmarks,
+        "frames_per_video": frames_per_video, "detector": detector, "crop_scale": crop_scale, "include_real": include_real,
+        "config": json.loads(json.dumps(dataclasses.asdict(config))),
+        "counts": {"inputs": len(items), "frames": frames_seen, **counts}, "errors": errors,
+        "skipped_files": skipped,
+    })
+    return out / "manifest.csv"
+
+
+def save_face(out: Path, name: str, face: FaceCrop, *, source_id: str = "", video_id: str = "", frame: int | None = None, person: str = "") -> FaceRecord:
+    """Write ``face.crop`` as ``out/crops/<name>.png``; its record, boxes and landmarks in crop pixels, crop path relative to ``out``."""
+    cx, cy = face.crop_box[:2] if face.crop_box is not None else (0, 0)
+    crop = Path("crops") / f"{name}.png"
+    _png(out / crop, face.crop)
+    points = None if face.landmarks is None else (face.landmarks - np.float32([cx, cy])).round(2).tolist()
+    box = (face.box[0] - cx, face.box[1] - cy, face.box[2] - cx, face.box[3] - cy)
+    return FaceRecord(crop.as_posix(), box, points, source_id, video_id, frame, person)
+
+
+def write_faces(out: Path, faces: Sequence[FaceRecord]) -> Path:
+    """``out/faces.jsonl``: one line per face (what :func:`read_faces` reads back)."""
+    return _atomic_lines(out / "faces.jsonl", [json.dumps(dataclasses.asdict(f)) for f in faces])
+
+
+def _atomic_lines(path: Path, lines: Sequence[str]) -> Path:
+    atomic_write_bytes(path, "".join(line + "\n" for line in lines).encode())
+    return path
+
+
+def write_fakes(
+    records: Sequence[FaceRecord], out: Path, *, per_face: int, seed: int, family: str = "sbi", config: SynthConfig | None = None,
+    include_real: bool = True, progress: bool | None = None,
+) -> dict[str, int]:
+    """Fake ``j`` of face ``i`` (sample ``i * per_face + j`` of ``seed``) of each record (crop paths absolute),
+    with masks, boundaries, the real counterparts, ``params.jsonl`` and ``manifest.csv`` under ``out``. Returns counts."""
+    if family == "other" and len(records) < 2:
+        raise ValueError(f"the 'other' family needs at least two faces; found {len(records)} in the inputs")
+    config = config or family_config(family)
     rows, params_lines = [], []
-    bar = tqdm(total=len(faces) * per_face, desc=f"synth {family}", unit="fake", disable=(not progress) if progress is not None else None)
+    bar = tqdm(total=len(records) * per_face, desc=f"synth {family}", unit="fake", disable=(not progress) if progress is not None else None)
     for i, face in enumerate(records):
         name = Path(face.crop).stem
         for j in range(per_face):
@@ -278,15 +311,9 @@ def synthesize(
             donor = sample.params.get("donor", {}).get("source_id")
             source_id = face.source_id if donor in (None, face.source_id) else f"{face.source_id}+{donor}"
             rows.append(ManifestRow(fake.as_posix(), "fake", mask.as_posix(), face.video_id, source_id, face.frame))
-            params_lines.append(json.dumps({"path": fake.as_posix(), **sample.params}) + "\n")
+            params_lines.append(json.dumps({"path": fake.as_posix(), **sample.params}))
             bar.update(1)
     bar.close()
-    atomic_write_bytes(out / "params.jsonl", "".join(params_lines).encode())
-    atomic_write_json(out / "synth.json", {
-        "inputs": [item.path for item in items], "family": family, "seed": seed, "per_face": per_face, "landmarks": landmarks,
-        "frames_per_video": frames_per_video, "detector": detector, "crop_scale": crop_scale, "include_real": include_real,
-        "config": json.loads(json.dumps(dataclasses.asdict(config))),
-        "counts": {"inputs": len(items), "frames": frames_seen, "faces": len(faces), "fakes": len(faces) * per_face}, "errors": errors,
-        "skipped_files": skipped,
-    })
-    return write_manifest(rows, out / "manifest.csv")
+    _atomic_lines(out / "params.jsonl", params_lines)
+    write_manifest(rows, out / "manifest.csv")
+    return {"faces": len(records), "fakes": len(records) * per_face}
