@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import print_table
+
 from deepfake_attention import Detector, analyze
 from deepfake_attention.data.faces import find_faces
 from deepfake_attention.data.transforms import resize_square
@@ -56,7 +56,7 @@ def stage_times(videos: list[Path], detector: Detector, frames: int, batch: int)
     decoded = [frame.image for video in videos for frame in iter_sampled_frames(video, frames=frames)]
     decode = time.perf_counter() - start
     start = time.perf_counter()
-    crops = [resize_square(face.crop, pre.size) for image in decoded for face in find_faces(image, pre.detector, pre.crop_scale)]
+    crops = [resize_square(face.crop, pre.size) for image in decoded for face in find_faces(image, pre)]
     detect = time.perf_counter() - start
     detector.predict(crops[:batch], cam=True)  # warm-up (thread pools, allocator)
 

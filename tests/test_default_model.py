@@ -25,7 +25,7 @@ def test_clear_fakes_score_above_their_real_source() -> None:
     photo = read_image(sample_photo())
 
     def score(image):
-        faces = find_faces(image, pre.detector, pre.crop_scale)
+        faces = find_faces(image, pre)
         assert len(faces) == 1
         return detector.predict([faces[0].crop], cam=False)[0].prob_fake
 

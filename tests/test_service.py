@@ -22,7 +22,7 @@ pytest.importorskip("fastapi", reason="the service needs the 'serve' extra: pip 
 from fastapi.testclient import TestClient  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-from deepfake_attention import Detector, analyze  # noqa: E402
+from deepfake_attention import Detector, Preprocess, analyze  # noqa: E402
 from deepfake_attention.analysis.results import ROW_FIELDS, read_results
 from deepfake_attention.data.faces import find_faces  # noqa: E402
 from deepfake_attention.data.media import decode_image  # noqa: E402
@@ -153,7 +153,7 @@ def test_haar_faces_and_no_face(haar_ckpt: Path) -> None:
     with serving(haar_ckpt) as client:
         face = post(client, photo, name="astronaut.jpg").json()
         noise = post(client, png_bytes(1, 120, 120)).json()
-    expected = find_faces(decode_image(photo), "haar", 1.3)
+    expected = find_faces(decode_image(photo), Preprocess(detector="haar"))
     assert face["status"] == "ok" and face["faces"] == len(expected) == 1
     assert face["detections"][0]["box"] == list(expected[0].box) and face["detections"][0]["crop_box"] == list(expected[0].crop_box)
     x0, y0, x1, y1 = face["detections"][0]["box"]

@@ -54,7 +54,7 @@ def find_image_faces(data: bytes, preprocess: Preprocess, *, max_pixels: int, fa
     nothing left to do, and the full image can be freed early). Raises :class:`MediaError`.
     """
     image = decode_image(data, max_pixels=max_pixels)
-    faces = find_faces(image, preprocess.detector, preprocess.crop_scale, enabled=face_detect)
+    faces = find_faces(image, preprocess, enabled=face_detect)
     if resize:
         faces = [dataclasses.replace(face, crop=resize_square(face.crop, preprocess.size)) for face in faces]
     return ImageFaces(width=image.shape[1], height=image.shape[0], faces=faces)

@@ -78,7 +78,7 @@ def iter_video_chunks(index: int, item: InputItem, options: AnalyzeOptions, prep
             for frame in sampled:
                 now = time.perf_counter()
                 state["timings"]["decode_s"] += now - clock
-                faces = find_faces(frame.image, preprocess.detector, preprocess.crop_scale, enabled=options.face_detect)
+                faces = find_faces(frame.image, preprocess, enabled=options.face_detect)
                 faces = [dataclasses.replace(face, crop=resize_square(face.crop, preprocess.size)) for face in faces]
                 state["frames"].append(SampledFaces(frame.sample_index, frame.frame_index, frame.time_s, faces))
                 clock = time.perf_counter()

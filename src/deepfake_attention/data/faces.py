@@ -25,7 +25,8 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-from ..crops import Box, square_crop_box
+from ..crops import Box, crop_box_for, cut_crop
+from .transforms import Preprocess
 
 FACE_DETECTORS = ("haar", "dlib")
 """Names accepted by :func:`get_face_detector`; ``"none"`` in a checkpoint means the whole image."""
@@ -216,27 +217,31 @@ def detect_faces(
     detector: str | FaceDetector = "haar",
     *,
     crop_scale: float = 1.3,
+    crop_border: str = "shift",
     landmarks: Callable[[np.ndarray, Box], np.ndarray] | None = None,
 ) -> list[FaceCrop]:
     """All faces of an RGB ``uint8`` image [H, W, 3], left to right (then top to bottom).
 
-    Each :class:`FaceCrop` has the detected ``box`` and ``crop_box`` (:func:`square_crop_box` of
-    ``crop_scale``) in original pixels, the detector's ``score``, ``crop`` (a copy of the pixels
-    inside ``crop_box``) and, when a ``landmarks`` predictor (e.g. :class:`~.landmarks.LandmarkPredictor`)
-    is given, the face's [68, 2] landmarks in original pixels. No face: an empty list.
+    Each :class:`FaceCrop` has the detected ``box`` and ``crop_box`` (:func:`~..crops.crop_box_for`
+    of ``crop_scale`` and ``crop_border``) in original pixels, the detector's ``score``, ``crop``
+    (a copy of the pixels inside ``crop_box``, the part outside the image filled as ``crop_border``
+    says: a padded ``crop_box`` can lie partly outside the image) and, when a ``landmarks`` predictor
+    (e.g. :class:`~.landmarks.LandmarkPredictor`) is given, the face's [68, 2] landmarks in original
+    pixels. No face: an empty list.
     """
     found = (get_face_detector(detector) if isinstance(detector, str) else detector).detect(image)
     faces = []
     for box, score in sorted(found, key=lambda item: item[0]):
-        x0, y0, x1, y1 = square_crop_box(box, image.shape, crop_scale)
+        crop_box = crop_box_for(box, image.shape, crop_scale, crop_border)
         points = None if landmarks is None else np.asarray(landmarks(image, box), dtype=np.float32)
-        faces.append(FaceCrop(box=box, score=score, crop=np.ascontiguousarray(image[y0:y1, x0:x1]), crop_box=(x0, y0, x1, y1), landmarks=points))
+        faces.append(FaceCrop(box=box, score=score, crop=cut_crop(image, crop_box, crop_border), crop_box=crop_box, landmarks=points))
     return faces
 
 
-def find_faces(image: np.ndarray, detector: str, crop_scale: float, *, enabled: bool = True) -> list[FaceCrop]:
-    """The faces a checkpoint wants scored: the whole image when its ``detector`` is ``"none"`` or
-    detection is turned off (``--no-face-detect``), else every detected face (possibly none)."""
-    if detector == "none" or not enabled:
+def find_faces(image: np.ndarray, preprocess: Preprocess, *, enabled: bool = True) -> list[FaceCrop]:
+    """The faces a checkpoint wants scored, as its ``preprocess`` says: the whole image when its
+    detector is ``"none"`` or detection is turned off (``--no-face-detect``), else every detected
+    face (possibly none), cropped at its crop scale and border handling."""
+    if preprocess.detector == "none" or not enabled:
         return [whole_image(image)]
-    return detect_faces(image, detector, crop_scale=crop_scale)
+    return detect_faces(image, preprocess.detector, crop_scale=preprocess.crop_scale, crop_border=preprocess.crop_border)

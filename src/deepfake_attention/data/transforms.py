@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..crops import CROP_BORDERS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLASS_NAMES = ("real", "fake")
@@ -33,8 +35,13 @@ class Preprocess:
     """Square crop side as a multiple of the detected face box."""
     detector: str = "none"
     """Face detector the model was trained with; ``"none"`` = the whole image is the input."""
+    crop_border: str = "shift"
+    """How a crop reaching past the image is made (:data:`~..crops.CROP_BORDERS`): ``shift`` (the first
+    wave's crops, moved inside the image) or padded with ``constant`` black, ``replicate`` or ``reflect``."""
 
     def __post_init__(self) -> None:
+        if self.crop_border not in CROP_BORDERS:
+            raise PreprocessError(f"preprocess.crop_border must be one of {CROP_BORDERS}, got {self.crop_border!r}")
         if self.size < 8:
             raise PreprocessError(f"preprocess.size must be >= 8, got {self.size}")
         if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):

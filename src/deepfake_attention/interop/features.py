@@ -158,12 +158,12 @@ def _faces_of(index: int, path: str, kind: str, detector: Detector, face_detect:
     """The faces of one input (raises MediaError when it cannot be read)."""
     pre = detector.config.preprocess
     if kind == "image":
-        for k, face in enumerate(find_faces(read_image(path), pre.detector, pre.crop_scale, enabled=face_detect)):
+        for k, face in enumerate(find_faces(read_image(path), pre, enabled=face_detect)):
             yield _Face(index, k, -1, float("nan"), face)
         return
     with iter_sampled_frames(path, frames=frames) as sampled:
         for frame in sampled:
-            for k, face in enumerate(find_faces(frame.image, pre.detector, pre.crop_scale, enabled=face_detect)):
+            for k, face in enumerate(find_faces(frame.image, pre, enabled=face_detect)):
                 yield _Face(index, k, frame.sample_index, frame.time_s, face)
 
 

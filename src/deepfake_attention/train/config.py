@@ -13,6 +13,7 @@ from ..device import AMP_MODES
 
 MASK_TARGETS = ("mask", "boundary")
 FETCH_MODES = ("none", "wheel", "hub")
+WEIGHTINGS = ("none", "person")
 
 
 @dataclass
@@ -57,6 +58,28 @@ class DataSection:
     """Face detector that made the training crops; recorded in the checkpoint for ``analyze``."""
     crop_scale: float = 1.3
     """Face-box multiple of the training crops; recorded in the checkpoint."""
+    crop_border: str = "shift"
+    """How the training crops were cut past the image border (``crops.CROP_BORDERS``); recorded in the checkpoint."""
+    paired: bool = False
+    """Draw each face's real and its own blend into the same batch (face folders; batch size even)."""
+    weighting: str = "none"
+    """``"person"``: draw faces in proportion to 1 / (faces of that person), so people count, not files or frames."""
+
+
+@dataclass
+class SynthSection:
+    """Post-processing of the on-the-fly reals and fakes alike (``data.synth.SynthConfig``): compression
+    and resolution differ between sources, so both classes get the same range of them."""
+
+    jpeg_prob: float = 0.5
+    jpeg_quality: list[int] = field(default_factory=lambda: [60, 100])
+    downscale_prob: float = 0.3
+    downscale_range: list[float] = field(default_factory=lambda: [0.5, 1.0])
+
+    def overrides(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~..data.synth.family_config`."""
+        return {"jpeg_prob": self.jpeg_prob, "jpeg_quality": tuple(self.jpeg_quality), "downscale_prob": self.downscale_prob,
+                "downscale_range": tuple(self.downscale_range)}
 
 
 @dataclass
@@ -137,8 +160,19 @@ class TrainConfig:
     loss: LossSection = field(default_factory=LossSection)
     run: RunSection = field(default_factory=RunSection)
     temporal: TemporalSection = field(default_factory=TemporalSection)
+    synth: SynthSection = field(default_factory=SynthSection)
 
     def __post_init__(self) -> None:
+        from ..crops import CROP_BORDERS
+        from ..data.synth import family_config
+
+        if self.data.crop_border not in CROP_BORDERS:
+            raise ValueError(f"data.crop_border must be one of {CROP_BORDERS}, got {self.data.crop_border!r}")
+        if self.data.weighting not in WEIGHTINGS:
+            raise ValueError(f"data.weighting must be one of {WEIGHTINGS}, got {self.data.weighting!r}")
+        if self.data.paired and self.data.batch_size % 2:
+            raise ValueError(f"data.paired needs an even data.batch_size, got {self.data.batch_size}")
+        family_config("sbi", **self.synth.overrides())  # validates the ranges
         if self.model.fetch_imagenet not in FETCH_MODES:
             raise ValueError(f"model.fetch_imagenet must be one of {FETCH_MODES}, got {self.model.fetch_imagenet!r}")
         if self.optim.amp not in AMP_MODES:
@@ -175,7 +209,8 @@ class TrainConfig:
         return cls(**built)
 
 
-_SECTION_TYPES = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "loss": LossSection, "run": RunSection, "temporal": TemporalSection}
+_SECTION_TYPES = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "loss": LossSection, "run": RunSection, "temporal": TemporalSection,
+                  "synth": SynthSection}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

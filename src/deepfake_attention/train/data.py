@@ -10,7 +10,8 @@ from torch.utils.data import ConcatDataset, Dataset
 from ..data.augment import ColourJitter, Compose, Degrade
 from ..data.datasets import HorizontalFlip, ManifestDataset
 from ..data.manifest import read_manifest
-from ..data.synth_dataset import BlendedFaceDataset
+from ..data.synth import family_config
+from ..data.synth_dataset import BlendedFaceDataset, person_weights, read_faces
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .config import TrainConfig
 
@@ -32,10 +33,15 @@ def training_transform(cfg: TrainConfig) -> Compose | None:
 
 def _parts(cfg: TrainConfig, manifests: Sequence[str], face_folders: Sequence[str], seed: int, augment: bool) -> list[Dataset]:
     transform = training_transform(cfg) if augment else None
-    parts: list[Dataset] = [
-        BlendedFaceDataset.from_folder(folder, size=cfg.data.size, mean=IMAGENET_MEAN, std=IMAGENET_STD, family="sbi", seed=seed, transform=transform)
-        for folder in face_folders
-    ]
+    common = dict(size=cfg.data.size, mean=IMAGENET_MEAN, std=IMAGENET_STD, family="sbi", seed=seed, transform=transform,
+                  config=family_config("sbi", **cfg.synth.overrides()))
+    if augment and face_folders and (cfg.data.paired or cfg.data.weighting != "none"):
+        # one dataset over every folder's faces, so the loop can draw pairs and weigh people across them
+        faces = [face for folder in face_folders for face in read_faces(folder)]
+        weights = person_weights(faces) if cfg.data.weighting == "person" else None
+        parts: list[Dataset] = [BlendedFaceDataset(faces, paired=cfg.data.paired, weights=weights, **common)]
+    else:
+        parts = [BlendedFaceDataset.from_folder(folder, **common) for folder in face_folders]
     rows = [row for manifest in manifests for row in read_manifest(manifest)]
     if rows:
         parts.append(ManifestDataset(rows, size=cfg.data.size, mean=IMAGENET_MEAN, std=IMAGENET_STD, transform=transform, seed=seed))
@@ -45,7 +51,10 @@ def _parts(cfg: TrainConfig, manifests: Sequence[str], face_folders: Sequence[st
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """(train, val) from ``cfg.data``; validation samples are fixed (epoch 0, another seed, no augmentation)."""
     train_parts = _parts(cfg, cfg.data.train, cfg.data.real_faces, cfg.run.seed, augment=True)
+    if len(train_parts) > 1 and any(getattr(part, "sampling", None) for part in train_parts):
+        raise ValueError("data.paired / data.weighting draw from face folders only: put the manifests in data.val, or turn them off")
     if not train_parts:
         raise ValueError("the config names no training data: set data.train (manifests) or data.real_faces (face folders)")
     val_parts = _parts(cfg, cfg.data.val, cfg.data.val_real_faces, cfg.run.seed + 1, augment=False)
-    return EpochConcat(train_parts), (EpochConcat(val_parts) if val_parts else None)
+    train = train_parts[0] if getattr(train_parts[0], "sampling", None) else EpochConcat(train_parts)
+    return train, (EpochConcat(val_parts) if val_parts else None)

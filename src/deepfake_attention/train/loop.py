@@ -113,7 +113,7 @@ def release_config(cfg: TrainConfig, model: AttentionMapModel, info: dict[str, A
     """The release ``config.json`` for weights trained with ``cfg`` (T = 1, threshold 0.5 until calibrated)."""
     return CheckpointConfig(
         model=model.get_config(),
-        preprocess=Preprocess(size=cfg.data.size, crop_scale=cfg.data.crop_scale, detector=cfg.data.detector),
+        preprocess=Preprocess(size=cfg.data.size, crop_scale=cfg.data.crop_scale, detector=cfg.data.detector, crop_border=cfg.data.crop_border),
         trained=True,
         info=info,
     )
