@@ -1,115 +1,145 @@
-"""The default model's recipe, one command from real faces to a calibrated, evaluated checkpoint.
+"""The default model's recipe (v3), one command from real faces to a calibrated, evaluated checkpoint.
 
     python -m deepfake_attention.recipe --data ../shared/data --out runs/default-model [--install]
 
-1. Faces. Training identities: FaceForensics++ original 004 (frames) and the two package photos
-   with a face (scikit-image's astronaut, matplotlib's Grace Hopper). Held out: original 634.
-2. Held-out sets, written to disk, all of 634's identity: self-blended fakes made the training
-   way (frames in the first half of the video calibrate, the rest test) and the differently made
-   family (training faces blended onto 634's frames: cross-identity, Poisson, other mask shapes,
-   JPEG 50-70).
-3. Training (``configs/default_model.toml``) with validation on the calibration split.
-4. Calibration: temperature (bounded) and threshold at 5% FPR on the calibration split.
-5. Evaluation on both test sets (robustness included) and a model card with the numbers.
-``--install`` copies the result into the package as the shipped default.
+1. Data. The real-face corpus (``real-faces/``: photos and videos of hundreds of people), the two
+   shared FaceForensics++ originals and scikit-image's astronaut photo; never the demo photo
+   (matplotlib's Grace Hopper), which stays a person the model has not seen. Split by person
+   (:mod:`.corpus`: identities that share a file stay together; stratified over source groups;
+   the seed :data:`SPLIT_SEED` is fixed before any training and recorded).
+2. Faces (:mod:`.faces`): the configured detector, a fixed number of frames per video, crops
+   padded past the border as the config says.
+3. Held-out sets, written to disk: the calibration people's reals and self-blends; the test
+   people's reals, self-blends (made the training way) and the differently made family.
+4. Training (``configs/default_model.toml``): self-blends made on the fly, a face and its own
+   blend in one batch, people weighted equally, compression / resolution / blur / noise / colour
+   applied to both classes alike; validation on the calibration set.
+5. Calibration on the calibration people: temperature on their crops, threshold at
+   :data:`TARGET_FPR` over their units (:mod:`.units`: one score per person per file).
+6. Evaluation: ``evaluate`` on both test sets, and the unit-level report per source group, next
+   to the previously shipped model on the same units. ``--install`` copies the result into the
+   package with its model card.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import time
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from PIL import Image
-
-from ..data.manifest import read_manifest, write_manifest
-from ..data.synth_dataset import synthesize
+from ..checkpoint import CONFIG_FILE, read_config
+from ..data.synth import family_config
+from ..data.synth_dataset import read_faces, write_fakes
+from ..detector import DEFAULT_MODEL_DIR, Detector
 from ..evaluation import calibrate, evaluate
-from ..train.config import load_config
-from ..train.loop import train
+from ..files import atomic_write_json
+from ..train import load_config, train
+from .corpus import read_corpus, split_by_identity, split_summary
+from .faces import FaceInfo, extra_files, extract_faces
+from .units import score_units, unit_report, unit_threshold
 
 CONFIG = "default_model.toml"
-TRAIN_VIDEO, HELDOUT_VIDEO = "ffpp_original_004.mp4", "ffpp_original_634.mp4"
+SPLIT_SEED = 20261201
+"""Seed of the identity split, fixed before any training (recorded in ``summary.json`` and the card)."""
+TARGET_FPR = 0.05
+HELDOUT = {"calibration": ("sbi", 1001), "test_sbi": ("sbi", 2002), "test_other": ("other", 3003)}
+"""Held-out set -> (fake family, seed); the calibration set is made of the calibration people, the tests of the test people."""
 
 
-def _photos(work: Path) -> Path:
-    """The package photos with a face (scikit-image's astronaut, matplotlib's Grace Hopper), as files."""
-    import matplotlib
-    from skimage import data
+def prepare(data_root: Path, work: Path, *, detector: str, crop_scale: float, crop_border: str, frames_per_video: int = 8,
+            landmarks: bool = True, limit: int | None = None, progress: bool | None = None) -> dict[str, Any]:
+    """Split the people, extract their faces, write the held-out sets; returns paths and the split's summary.
 
-    folder = work / "sources" / "photos"
-    folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(data.astronaut()).save(folder / "astronaut.png")
-    shutil.copyfile(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg", folder / "grace_hopper.jpg")
-    return folder
+    ``limit`` keeps only the first N corpus files (smoke runs)."""
+    corpus_root = data_root / "real-faces"
+    files = read_corpus(corpus_root)[:limit] + extra_files(data_root, work)
+    splits = split_by_identity(files, seed=SPLIT_SEED)
+    predictor = None
+    if landmarks:
+        from ..data.landmarks import LandmarkPredictor
 
-
-def prepare(data_root: Path, work: Path, *, landmarks: bool = True, train_frames: int = 96, heldout_frames: int = 64, other_frames: int = 32) -> dict[str, Path]:
-    """Write the face folders and held-out manifests; returns their paths by role.
-
-    Only video 634's identity is held out: its frames in the first half of the video calibrate,
-    the rest test. The differently made family blends faces of the training identities onto 634's
-    frames (cross-identity); rows whose target is a training identity are dropped.
-    """
-    videos = data_root / "real-videos"
-    for name in (TRAIN_VIDEO, HELDOUT_VIDEO):
-        if not (videos / name).is_file():
-            raise FileNotFoundError(f"{videos / name} is missing: the recipe needs the shared FaceForensics++ originals")
-    photos = _photos(work)
-    common = dict(landmarks=landmarks, progress=None)
-    synthesize([videos / TRAIN_VIDEO, photos], work / "faces-train", per_face=1, seed=0, family="sbi", frames_per_video=train_frames, **common)
-    heldout = synthesize([videos / HELDOUT_VIDEO], work / "heldout-sbi", per_face=2, seed=1001, family="sbi", frames_per_video=heldout_frames, **common)
-    other = synthesize([videos / HELDOUT_VIDEO, photos], work / "heldout-other", per_face=2, seed=2002, family="other", frames_per_video=other_frames, **common)
-    rows = read_manifest(heldout)
-    middle = sorted({row.frame for row in rows})[len({row.frame for row in rows}) // 2]
-    calibration = [row for row in rows if row.frame < middle]
-    test = [row for row in rows if row.frame >= middle]
-    heldout_id = rows[0].video_id
-    other_rows = [row for row in read_manifest(other) if row.source_id.split("+")[0] == heldout_id]
-    return {
-        "faces_train": work / "faces-train",
-        "prior_masks": work / "faces-train" / "manifest.csv",
-        "calibration": write_manifest(calibration, work / "heldout-sbi" / "calibration.csv"),
-        "test_sbi": write_manifest(test, work / "heldout-sbi" / "test.csv"),
-        "test_other": write_manifest(other_rows, work / "heldout-other" / "test.csv"),
-    }
+        predictor = LandmarkPredictor()
+    folders, infos, missed = extract_faces(files, splits, corpus_root, work, detector=detector, crop_scale=crop_scale, crop_border=crop_border,
+                                           frames_per_video=frames_per_video, landmarks=predictor, progress=progress)
+    paths: dict[str, str] = {"faces_train": str(folders["train"])}
+    for name, (family, seed) in HELDOUT.items():
+        people = "calibration" if name == "calibration" else "test"
+        out = work / f"heldout-{name}"
+        write_fakes(read_faces(folders[people]), out, per_face=1, seed=seed, family=family, config=family_config(family), progress=progress)
+        paths[name] = str(out / "manifest.csv")
+    return {"paths": paths, "split_seed": SPLIT_SEED, "split": split_summary(files, splits), "faces": len(infos), "missed": missed,
+            "frames_per_video": frames_per_video, "landmarks": landmarks}
 
 
-def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[str] | None = None, resume: bool = False) -> dict:
+def _faces(work: Path) -> list[FaceInfo]:
+    return [FaceInfo(**face) for face in json.loads((work / "faces.json").read_text())["faces"]]
+
+
+def set_threshold(model_dir: Path, threshold: float, note: dict[str, Any]) -> None:
+    """Write the unit-level threshold into the checkpoint's ``config.json`` (beside ``calibrate``'s record)."""
+    config = read_config(model_dir)
+    info = dict(config.info, unit_threshold=note)
+    atomic_write_json(model_dir / CONFIG_FILE, dataclasses.replace(config, threshold=threshold, info=info).to_json())
+
+
+def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[str] | None = None, resume: bool = False,
+        previous: Path | None = DEFAULT_MODEL_DIR, limit: int | None = None, robustness: bool = True) -> dict[str, Any]:
     """Prepare, train, calibrate and evaluate; returns the summary written to ``out/summary.json``.
 
-    ``resume`` continues training from the newest checkpoint under ``out/train`` (the prepared
-    data is remade from the same seeds, so it is identical)."""
+    ``resume`` continues training from the newest checkpoint under ``out/train`` (the prepared data
+    is remade from the same seeds, so it is identical). ``previous`` (default: the shipped model,
+    read before anything is installed) is scored on the same test units for comparison."""
     started = time.perf_counter()
-    paths = prepare(data_root, out / "data", landmarks=landmarks)
-    prepared = time.perf_counter()
-    config_path = resources.files("deepfake_attention.configs") / CONFIG
-    cfg = load_config(Path(str(config_path)), [
+    config_path = Path(str(resources.files("deepfake_attention.configs") / CONFIG))
+    base = load_config(config_path, list(overrides or []))
+    work = out / "data"
+    prepared = prepare(data_root, work, detector=base.data.detector, crop_scale=base.data.crop_scale, crop_border=base.data.crop_border,
+                       landmarks=landmarks, limit=limit)
+    paths = prepared["paths"]
+    after_prepare = time.perf_counter()
+    cfg = load_config(config_path, [
         f"run.out={json.dumps(str(out / 'train'))}",
-        f"data.real_faces={json.dumps([str(paths['faces_train'])])}",
-        f"data.val={json.dumps([str(paths['calibration'])])}",
+        f"data.real_faces={json.dumps([paths['faces_train']])}",
+        f"data.val={json.dumps([paths['calibration']])}",
     ] + list(overrides or []))
     result = train(cfg, resume=resume)
-    trained = time.perf_counter()
-    calibration = calibrate(result.model_dir, paths["calibration"], target_fpr=0.05)
+    after_train = time.perf_counter()
+    calibration = calibrate(result.model_dir, paths["calibration"], target_fpr=TARGET_FPR)
+    faces = _faces(work)
+    detector = Detector.load(result.model_dir)
+    threshold = unit_threshold(score_units(detector, paths["calibration"], faces), TARGET_FPR)
+    set_threshold(result.model_dir, threshold, {"target_fpr": TARGET_FPR, "unit": "one score per person per file", "set": "calibration people"})
     evaluations = {}
     for name in ("test_sbi", "test_other"):
-        evaluations[name] = evaluate(
-            paths[name], out / f"eval-{name}", model=result.model_dir, prior_masks=paths["prior_masks"], robustness=True,
-            command=f"deepfake-attention evaluate {paths[name]} --model {result.model_dir} --prior-masks {paths['prior_masks']} --robustness",
-        ).metrics
+        command = f"deepfake-attention evaluate {paths[name]} --model {result.model_dir}" + (" --robustness" if robustness and name == "test_sbi" else "")
+        evaluations[name] = str(evaluate(paths[name], out / f"eval-{name}", model=result.model_dir, robustness=robustness and name == "test_sbi",
+                                         command=command).metrics_path)
+    units = {"model": _unit_reports(Detector.load(result.model_dir), paths, faces)}
+    if previous is not None and (Path(previous) / CONFIG_FILE).is_file():
+        old = Detector.load(previous)
+        units["previous"] = {"model_sha256": old.model_sha256, **_unit_reports(old, paths, faces)}
     summary = {
-        "model_dir": str(result.model_dir), "steps": result.step, "stopped_early": result.stopped_early,
-        "minutes": {"prepare": (prepared - started) / 60, "train": (trained - prepared) / 60, "total": (time.perf_counter() - started) / 60},
-        "calibration": calibration.__dict__, "paths": {k: str(v) for k, v in paths.items()},
-        "evaluations": {k: str(out / f"eval-{k}" / "metrics.json") for k in evaluations},
-        "landmarks": landmarks, "resumed": resume,
+        "model_dir": str(result.model_dir), "steps": result.step, "stopped_early": result.stopped_early, "resumed": resume,
+        "minutes": {"prepare": (after_prepare - started) / 60, "train": (after_train - after_prepare) / 60, "total": (time.perf_counter() - started) / 60},
+        "calibration": asdict(calibration), "unit_threshold": threshold, "prepared": prepared, "evaluations": evaluations, "units": units,
+        "train_config": cfg.to_dict(),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _unit_reports(detector: Detector, paths: dict[str, str], faces: list[FaceInfo]) -> dict[str, Any]:
+    """Unit-level figures at the detector's own threshold: reals with the SBI fakes, and reals with the other family."""
+    reports = {}
+    for name in ("test_sbi", "test_other"):
+        reports[name] = unit_report(score_units(detector, paths[name], faces), detector.threshold)
+    return reports
 
 
 def install(model_dir: Path, target: Path, card: str) -> None:
@@ -122,15 +152,16 @@ def install(model_dir: Path, target: Path, card: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m deepfake_attention.recipe", description="Train, calibrate and evaluate the default model.")
-    parser.add_argument("--data", default="../shared/data", help="folder holding real-videos/ (default ../shared/data)")
+    parser.add_argument("--data", default="../shared/data", help="folder holding real-faces/ and real-videos/ (default ../shared/data)")
     parser.add_argument("--out", default="runs/default-model", help="run folder (default runs/default-model)")
     parser.add_argument("--no-landmarks", action="store_true", help="landmark-free masks (ellipses and polygons over the face box)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override the training config")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its newest checkpoint")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N corpus files (a smoke run)")
     parser.add_argument("--install", action="store_true", help="copy the result into the package as the shipped default model")
     args = parser.parse_args()
-    summary = run(Path(args.data), Path(args.out), landmarks=not args.no_landmarks, overrides=args.overrides, resume=args.resume)
-    print(json.dumps(summary, indent=2))
+    summary = run(Path(args.data), Path(args.out), landmarks=not args.no_landmarks, overrides=args.overrides, resume=args.resume, limit=args.limit)
+    print(json.dumps({k: summary[k] for k in ("model_dir", "steps", "minutes", "unit_threshold")}, indent=2))
     if args.install:
         from .model_card import model_card
 

@@ -1,0 +1,70 @@
+"""The default model's recipe end to end on a tiny corpus: split, faces, held-out sets, training,
+calibration at the unit level, evaluation, unit reports next to a previous model, model card."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from deepfake_attention.checkpoint import read_config
+from deepfake_attention.recipe.corpus import SPLITS
+from deepfake_attention.recipe.model_card import model_card
+from deepfake_attention.recipe.run import run
+
+from .conftest import make_checkpoint
+
+TINY = [
+    "model.trunk=none", "model.imagenet_weights=none", "model.fetch_imagenet='none'", "model.feature_dim=16", "data.size=32",
+    "data.workers=0", "data.batch_size=4", "data.detector='haar'", "optim.max_steps=3", "optim.warmup_steps=1", "run.eval_every=2",
+    "run.checkpoint_every=2", "run.tensorboard=false",
+]
+
+
+def _corpus(root: Path) -> Path:
+    """Fourteen photos of "fourteen people" (the astronaut's face recoloured, flipped and placed on backgrounds), one group photo."""
+    face = data.astronaut()[20:220, 130:320]
+    rng = np.random.default_rng(0)
+    rows = []
+    (root / "images").mkdir(parents=True)
+    for k in range(14):
+        canvas = rng.integers(40, 200, size=(300, 300, 3), dtype=np.uint8)
+        tinted = np.clip(face.astype(int) + rng.integers(-30, 30, size=3), 0, 255).astype(np.uint8)
+        canvas[40:240, 50:240] = tinted[:, ::-1] if k % 2 else tinted
+        Image.fromarray(canvas).save(root / "images" / f"p{k}.jpg", quality=92)
+        rows.append({"file": f"images/p{k}.jpg", "kind": "image", "group": "photo" if k < 9 else "low_res", "people": "1", "identities": f"person-{k}"})
+    with (root / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "kind", "group", "people", "identities"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+@pytest.mark.slow
+def test_recipe_runs_end_to_end_and_writes_its_card(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    _corpus(shared / "real-faces")
+    previous = make_checkpoint(tmp_path / "previous", detector="haar", size=32)
+    summary = run(shared, tmp_path / "run", landmarks=False, overrides=TINY, previous=previous, robustness=False)
+    prepared = summary["prepared"]
+    assert prepared["split_seed"] == 20261201 and set(prepared["split"]) == set(SPLITS)
+    people = {s: sum(g["identities"] for g in prepared["split"][s].values()) for s in SPLITS}
+    assert sum(people.values()) == 15 and min(people.values()) >= 2  # 14 corpus people + the astronaut
+    assert summary["steps"] == 3
+    config = read_config(summary["model_dir"])
+    assert config.threshold == pytest.approx(summary["unit_threshold"]) and config.info["unit_threshold"]["target_fpr"] == 0.05
+    assert config.preprocess.detector == "haar" and config.preprocess.crop_border == "constant"
+    units = summary["units"]
+    test_people = people["test"]
+    assert units["model"]["test_sbi"]["overall"]["reals"] == test_people == units["model"]["test_sbi"]["overall"]["fakes"]
+    assert units["previous"]["test_sbi"]["overall"]["reals"] == test_people and "model_sha256" in units["previous"]
+    for name in ("test_sbi", "test_other"):
+        assert json.loads(Path(summary["evaluations"][name]).read_text())["classification"]["n_real"] >= 1
+    card = model_card(tmp_path / "run")
+    assert "research use only" in card and "No generated, face-swapped or reenacted image" in card
+    assert f"seed {prepared['split_seed']}" in card and "| overall |" in card and "previous" in card
