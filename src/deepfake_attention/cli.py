@@ -74,7 +74,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     splits = ("train", "val", "test")
-    parser.add_argument("manifest", help="manifest CSV of labelled face crops (path, label; optional mask, video_id, frame, split)")
+    parser.add_argument("manifest", help="manifest CSV of labelled face crops (path, label; optional mask, video_id, frame, split), "
+                                         "or with --media of whole images and videos")
     parser.add_argument("--out", default="out/evaluate", help="output folder for metrics.json and report.html (default: out/evaluate)")
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
     parser.add_argument("--split", choices=splits, default=None, help="evaluate only this split of the manifest (default: every row)")
@@ -91,13 +92,38 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faithfulness-limit", type=int, default=64, help="fakes for deletion/insertion and the randomisation check (default 64; 0 skips)")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the AUC's 95%% CI (default 200; 0 skips)")
     parser.add_argument("--top-k", type=int, default=4, help="examples per group in the report's grid (default 4)")
-    parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
+    parser.add_argument("--batch-size", type=int, default=32, help="crops (faces, with --media) per forward pass (default 32)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise perturbation, the faithfulness subset and the bootstrap (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    media = parser.add_argument_group("whole images and videos (--media)")
+    media.add_argument("--media", action="store_true",
+                       help="the manifest lists whole images and videos (as `manifest ffpp|celebdf|folder` writes): run them through analyze "
+                            "(face detection, tracks, aggregation) into OUT/analysis and report media-level and face-level AUC, TPR and FPR, "
+                            "overall, per manipulation type and per source of the reals")
+    media.add_argument("--save-maps", choices=("none", "panel", "all"), default=None, help="with --media: rendered files of the analysis (default none)")
+    media.add_argument("--frames", type=int, default=None, help="with --media: frames sampled uniformly from each video (default 32)")
+    media.add_argument("--fps", type=float, default=None, help="with --media: sample videos every 1/FPS seconds instead of --frames")
+    media.add_argument("--aggregate", choices=("mean", "median", "topk"), default=None, help="with --media: per face track reduction (default mean)")
+    media.add_argument("--workers", type=int, default=None, help="with --media: DataLoader workers decoding the files (default 0)")
+    media.add_argument("--resume", action="store_true", help="with --media: continue (or reuse) the analysis in OUT/analysis")
+    media.add_argument("--ci-min", type=int, default=None, help="with --media: fewest files of each class a group needs for a bootstrap CI (default 10)")
+    parser.set_defaults(crop_defaults={name: parser.get_default(name) for name in _CROP_ONLY})
+
+
+_CROP_ONLY = ("calibration", "calibration_split", "prior_masks", "robustness", "faithfulness_limit", "top_k", "target_fpr")
+_MEDIA_ONLY = ("save_maps", "frames", "fps", "aggregate", "workers", "resume", "ci_min")
+
+
+def _flags(names: Sequence[str]) -> str:
+    return ", ".join("--" + name.replace("_", "-") for name in names)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    if args.media:
+        return _run_evaluate_media(args)
+    if given := [name for name in _MEDIA_ONLY if getattr(args, name) not in (None, False)]:
+        raise ValueError(f"{_flags(given)} apply with --media (a manifest of whole images and videos); add --media or drop them")
     from .evaluation.report import text_summary
     from .evaluation.run import evaluate
 
@@ -110,6 +136,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(text_summary(result.metrics))
         print(f"metrics: {result.metrics_path}\nreport:  {result.report_path.resolve()}")
+    return result.exit_code
+
+
+def _run_evaluate_media(args: argparse.Namespace) -> int:
+    if given := [name for name in _CROP_ONLY if getattr(args, name) != args.crop_defaults[name]]:
+        raise ValueError(f"{_flags(given)} apply to manifests of face crops, not with --media; drop them")
+    from .evaluation.media import evaluate_media
+    from .evaluation.media_report import media_text_summary
+
+    options = {name: getattr(args, name) for name in ("save_maps", "frames", "fps", "aggregate", "workers", "ci_min") if getattr(args, name) is not None}
+    result = evaluate_media(
+        args.manifest, args.out, model=args.model, command=_command_line(), resume=args.resume, split=args.split, threshold=args.threshold,
+        bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size, device=args.device, progress=False if args.quiet else None, **options,
+    )
+    if not args.quiet and result.analysis.rank == 0:
+        print(media_text_summary(result.metrics))
+        print(f"metrics: {result.metrics_path}\nreport:  {result.report_path.resolve()}\nanalysis: {result.out_dir / 'analysis'}")
     return result.exit_code
 
 

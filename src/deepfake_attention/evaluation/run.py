@@ -7,6 +7,9 @@ what that pass collects: detection metrics, calibration, localisation against th
 ``robustness=True``, the scores under every level of :data:`~.data.perturb.PERTURBATIONS`.
 Rows are face crops scored as they are (resized to the checkpoint's size, no face detection).
 An unreadable image or mask is listed in ``metrics.json["errors"]`` and left out, never replaced.
+A manifest of whole images and videos (FaceForensics++, Celeb-DF) is evaluated with
+``media=True``, which hands it to :func:`~.media.evaluate_media`; a crop manifest that lists
+videos is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..data.datasets import read_mask
+from ..data.inputs import kind_of
 from ..data.manifest import SPLITS, ManifestRow, filter_split, read_manifest
 from ..data.media import MediaError, read_image
 from ..data.perturb import PERTURBATIONS, apply_perturbation, perturbation_name
@@ -46,6 +50,9 @@ from .sections import (
     robustness_section,
     video_section,
 )
+
+if TYPE_CHECKING:
+    from .media import MediaEvalResult
 
 RowSource = str | Path | Sequence[ManifestRow]
 UNTRAINED_NOTE = "UNTRAINED placeholder model: every score is meaningless"
@@ -116,6 +123,11 @@ def _rows(source: RowSource, what: str, split: str | None) -> list[ManifestRow]:
     rows = rows if split is None else filter_split(rows, split)
     if not rows:
         raise ValueError(f"the {what} has no rows" + (f" in split {split!r}" if split is not None else ""))
+    videos = [row.path for row in rows if kind_of(row.path) == "video"]
+    if videos:
+        raise ValueError(f"the {what} lists {len(videos)} video(s), e.g. {videos[0]}, but evaluate scores face crops as they are. For whole "
+                         "images and videos (face detection, tracks, aggregation, media- and face-level figures) run "
+                         "`deepfake-attention evaluate MANIFEST --media` (Python: evaluate(..., media=True) or evaluate_media)")
     return rows
 
 
@@ -269,7 +281,7 @@ def _score_split(detector: Detector, rows: list[ManifestRow], opts: EvaluateOpti
 
 
 def evaluate(manifest: RowSource, out_dir: str | Path, *, model: str | Path | Detector | None = None, calibration: RowSource | None = None,
-             prior_masks: RowSource | None = None, command: str | None = None, **options: Any) -> EvalResult:
+             prior_masks: RowSource | None = None, command: str | None = None, media: bool = False, **options: Any) -> EvalResult | MediaEvalResult:
     """Evaluate a detector on labelled face crops; write ``metrics.json`` and ``report.html``.
 
     Args:
@@ -283,10 +295,20 @@ def evaluate(manifest: RowSource, out_dir: str | Path, *, model: str | Path | De
             (normally the training split); default: the evaluated fakes' own masks, labelled
             "optimistic baseline".
         command: the command line to record in ``metrics.json``.
+        media: the manifest lists whole images and videos: run :func:`~.media.evaluate_media` on it
+            (``options`` are then its options) and return its :class:`~.media.MediaEvalResult`.
         **options: fields of :class:`EvaluateOptions`.
 
-    Raises ``ValueError`` when nothing can be evaluated (empty selection, no readable image).
+    Returns an :class:`EvalResult` (a :class:`~.media.MediaEvalResult` with ``media=True``).
+    Raises ``ValueError`` when nothing can be evaluated (empty selection, no readable image) and
+    for a manifest that lists videos (without ``media=True``).
     """
+    if media:
+        if calibration is not None or prior_masks is not None:
+            raise ValueError("calibration and prior_masks apply to face-crop manifests; media=True evaluates whole files without them")
+        from .media import evaluate_media
+
+        return evaluate_media(manifest, out_dir, model=model, command=command, **options)
     opts = EvaluateOptions(**options)
     started = datetime.now(timezone.utc)
     rows = _rows(manifest, "manifest", opts.split)
