@@ -25,6 +25,7 @@ from deepfake_attention.cli import main
 from deepfake_attention.data.faces import find_faces
 from deepfake_attention.data.manifest import ManifestRow, write_manifest
 from deepfake_attention.data.synth import self_blend
+from deepfake_attention.data.transforms import Preprocess
 from deepfake_attention.data.video_writer import write_video
 from deepfake_attention.evaluation import evaluate, evaluate_media
 from deepfake_attention.evaluation.media import face_scores, media_group
@@ -44,7 +45,7 @@ RED = (60, -20, -20)
 def media_set(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("media")
     photo = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.BILINEAR))
-    x0, y0, x1, y1 = find_faces(photo, "haar", 1.3)[0].crop_box
+    x0, y0, x1, y1 = find_faces(photo, Preprocess(detector="haar"))[0].crop_box
 
     def save(name: str, image: np.ndarray) -> str:
         Image.fromarray(image).save(root / name)
