@@ -31,7 +31,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..files import atomic_write_bytes, atomic_write_json, safe_stem
+from ..files import atomic_write_bytes, atomic_write_json, display_path, raw_path_bytes, safe_stem
 from .faces import detect_faces
 from .inputs import discover
 from .manifest import ManifestRow, write_manifest
@@ -215,7 +215,7 @@ def synthesize(
     items, skipped = discover(inputs)
     faces, errors, frames_seen = [], [], 0
     for item in tqdm(items, desc="faces", unit="file", disable=(not progress) if progress is not None else None):
-        stem = f"{safe_stem(item.path)}-{hashlib.sha256(os.path.abspath(item.path).encode()).hexdigest()[:8]}"  # video_id, source_id
+        stem = f"{safe_stem(item.path)}-{hashlib.sha256(raw_path_bytes(os.path.abspath(item.path))).hexdigest()[:8]}"  # video_id, source_id
         try:
             frames = _sample_frames(item.path, frames_per_video) if item.kind == "video" else [(None, read_image(item.path))]
         except MediaError as error:
@@ -259,6 +259,6 @@ def synthesize(
         "frames_per_video": frames_per_video, "detector": detector, "crop_scale": crop_scale, "include_real": include_real,
         "config": json.loads(json.dumps(dataclasses.asdict(config))),
         "counts": {"inputs": len(items), "frames": frames_seen, "faces": len(faces), "fakes": len(faces) * per_face}, "errors": errors,
-        "skipped_files": skipped,
+        "skipped_files": [display_path(entry.path) for entry in skipped],
     })
     return write_manifest(rows, out / "manifest.csv")

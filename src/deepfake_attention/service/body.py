@@ -13,7 +13,7 @@ reset. A client that sent ``Expect: 100-continue`` is answered before any of its
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 
