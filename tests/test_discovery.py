@@ -153,11 +153,17 @@ def test_out_cannot_be_the_input_folder_itself(tiny_checkpoint: Path, tmp_path: 
 
 
 def test_a_deeply_nested_archive_is_walked(tmp_path: Path) -> None:
-    deep = tmp_path / "in"
-    deep.mkdir()
-    for _ in range(1200):  # deeper than Python's recursion limit (made level by level: pathlib's mkdir recurses)
-        deep = deep / "d"
-        os.mkdir(deep)
-    write_image(deep / "x.png")
-    items, skipped = discover([tmp_path / "in"])
-    assert [item.path for item in items] == [str(deep / "x.png")] and skipped == []
+    levels = [tmp_path / "in"]
+    for _ in range(1100):  # deeper than Python's recursion limit (made level by level: pathlib's mkdir recurses)
+        levels.append(levels[-1] / "d")
+    try:
+        for level in levels:
+            os.mkdir(level)
+        write_image(levels[-1] / "x.png")
+        items, skipped = discover([levels[0]])
+        assert [item.path for item in items] == [str(levels[-1] / "x.png")] and skipped == []
+    finally:  # shutil.rmtree (pytest's clean-up) recurses too: take the tree down from the bottom
+        (levels[-1] / "x.png").unlink(missing_ok=True)
+        for level in reversed(levels):
+            if level.is_dir():
+                level.rmdir()

@@ -15,21 +15,21 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the service needs the 'serve' extra: pip install 'deepfake-attention[serve]'")
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
+import httpx
+import uvicorn
 
-from deepfake_attention.service import ServiceSettings, create_app  # noqa: E402
-from deepfake_attention.service.serve import UVICORN_OPTIONS  # noqa: E402
+from deepfake_attention.service import ServiceSettings, create_app
+from deepfake_attention.service.serve import UVICORN_OPTIONS
 
-from .conftest import make_checkpoint, random_rgb  # noqa: E402
+from .conftest import make_checkpoint, random_rgb
 
 BOUNDARY = "deepfakeattentionboundary"
 BIG = 60_000_000

@@ -224,7 +224,8 @@ def _protected_routes() -> APIRouter:
                         upload.close()
                     result = await service.pipeline.run(data, upload.filename)
             except TimeoutError:
-                raise RequestError(504, f"the analysis took longer than the limit of {timeout:g} s; retry later or send a smaller image") from None
+                raise RequestError(504, f"the analysis took longer than the limit of {timeout:g} s; retry later or send a smaller image",
+                                   close=True) from None  # the upload may be unread: the connection cannot carry another request
         log.info("analyzed", extra={"event": "analyzed", "request_id": request.state.request_id, "upload_bytes": len(data),
                                     "input_sha256": result["input_sha256"], "result_status": result["status"],
                                     "faces": result["faces"], "seconds": result["seconds"]})
@@ -243,7 +244,7 @@ def _protected_routes() -> APIRouter:
                     upload = await read_upload(request, service.settings.max_job_bytes, spool_bytes=service.settings.max_upload_bytes,
                                                discard_bytes=service.settings.max_discard_bytes)
             except TimeoutError:
-                raise RequestError(504, f"the upload took longer than the limit of {timeout:g} s") from None
+                raise RequestError(504, f"the upload took longer than the limit of {timeout:g} s", close=True) from None
             try:
                 suffix = video_suffix(upload.head) if upload.kind == "video" else ".img"
                 try:
