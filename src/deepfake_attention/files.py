@@ -1,4 +1,5 @@
-"""Files this package writes and checks: atomic writes, content hashes, file-name-safe stems.
+"""Files this package writes and checks: atomic writes, content hashes, file-name-safe stems, and
+the one written form of a path (:func:`display_path`, :func:`path_fields`).
 
 A leaf: it imports nothing of the package, so every layer may use it.
 """
@@ -52,6 +53,61 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def safe_stem(path: str | Path, limit: int = 60) -> str:
-    """A file-name-safe version of a path's stem (letters, digits, ``.``, ``_``, ``-``)."""
+    """A file-name-safe version of a path's stem (letters, digits, ``.``, ``_``, ``-``).
+
+    Works on any name, also one holding bytes that are not UTF-8 (surrogate escapes become ``_``
+    like every other unusual character); two names may share a stem, so callers add a hash of
+    :func:`raw_path_bytes`.
+    """
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem).strip("._") or "input"
     return stem[:limit]
+
+
+def raw_path_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of ``path`` as the file system holds them (:func:`os.fsencode`): what to hash.
+
+    A name read from the disk that is not valid UTF-8 reaches Python with surrogate escapes
+    (``\\udce9`` for the byte 0xE9); they turn back into their bytes here. Any other lone
+    surrogate (never produced by the file system) is encoded with ``surrogatepass``.
+    """
+    text = os.fspath(path)
+    try:
+        return os.fsencode(text)
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """The path as written in every output (rows, CSV, JSON, ``run.json``, reports, panel titles).
+
+    Valid UTF-8 names are unchanged. In a name that is not UTF-8, each undecodable byte is written
+    as ``\\xNN`` (Python's ``backslashreplace``): ``café.jpg`` saved by a Latin-1 system (the byte
+    0xE9 for the é) is written ``caf\\xe9.jpg``, with a literal backslash. That form is not unique (a file may be
+    named so literally), so the rows add :func:`path_bytes_hex` (see :func:`path_fields`).
+    Any text works here, also a command line holding such names.
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return raw_path_bytes(text).decode("utf-8", "backslashreplace")
+
+
+def path_bytes_hex(path: str | os.PathLike[str]) -> str | None:
+    """The hex of :func:`raw_path_bytes` when ``path`` is not valid UTF-8 (else None): the exact name."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return raw_path_bytes(text).hex()
+
+
+def path_fields(path: str | os.PathLike[str]) -> dict[str, str | None]:
+    """``{"path": display_path(path), "path_bytes": path_bytes_hex(path)}``: how rows name a file.
+
+    Two different files always differ in ``(path, path_bytes)``, even when their display forms are
+    equal; ``bytes.fromhex(path_bytes)`` (or ``os.fsencode(path)`` when it is None) opens the file.
+    """
+    return {"path": display_path(path), "path_bytes": path_bytes_hex(path)}

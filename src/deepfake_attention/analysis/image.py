@@ -21,7 +21,7 @@ from ..data.transforms import Preprocess, resize_square
 from ..detector import Detector, FacePrediction
 from ..explain.render import FaceView, evidence_layer, map_png, render_panel
 from ..explain.words import WordsExplanation, describe_map
-from ..files import safe_stem
+from ..files import display_path, raw_path_bytes, safe_stem
 from .options import AnalyzeOptions
 from .results import Detection, ResultRow
 
@@ -75,8 +75,9 @@ def load_image(index: int, item: InputItem, max_pixels: int, preprocess: Preproc
 
 
 def rendered_name(path: str, suffix: str = "") -> str:
-    """``<stem>-<hash8><suffix>.png``: the hash of the input path keeps same-named files apart."""
-    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+    """``<stem>-<hash8><suffix>.png``: the hash of the input path's bytes (:func:`~..files.raw_path_bytes`)
+    keeps same-named files apart, also names that are not UTF-8 or differ only in such bytes."""
+    digest = hashlib.sha256(raw_path_bytes(path)).hexdigest()[:8]
     return f"{safe_stem(path)}-{digest}{suffix}.png"
 
 
@@ -106,7 +107,7 @@ class Renderer:
             FaceView(pred.crop, pred.attention, pred.gradcampp, pred.prob_fake, "fake" if pred.prob_fake >= self.threshold else "real")
             for pred in predictions
         ]
-        panel = render_panel(views, self.threshold, title=Path(loaded.item.path).name, untrained=self.untrained)
+        panel = render_panel(views, self.threshold, title=display_path(Path(loaded.item.path).name), untrained=self.untrained)
         return self.save(panel, "panels", rendered_name(loaded.item.path))
 
 

@@ -3,9 +3,10 @@ construction) and :class:`RunSummary` (what a run produced)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.inputs import SkippedEntry
 from ..data.media import DEFAULT_MAX_PIXELS
 from ..data.video import DEFAULT_FRAMES
 from ..device import AMP_MODES
@@ -84,6 +85,7 @@ class RunSummary:
     rows: list[ResultRow]
     counts: dict[str, int]
     skipped: list[str]
+    """Entries of the input folders that are not inputs, written as row paths are (``run.json`` ``skipped_files``)."""
     exit_code: int
     report: Path
     untrained: bool = False
@@ -94,3 +96,5 @@ class RunSummary:
     data_wait_fraction: float = 0.0
     """Share of the model loop's time spent waiting for the DataLoader, over all ranks of this attempt,
     from the first message to the last (worker start-up and exit are in ``run.json`` timings)."""
+    skipped_entries: list[SkippedEntry] = field(default_factory=list)
+    """The same entries with the reason each was passed over (``run.json`` ``skipped``)."""

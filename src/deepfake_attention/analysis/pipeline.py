@@ -15,6 +15,7 @@ the model loop waits for the DataLoader is measured and recorded in ``run.json``
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from collections import Counter
@@ -30,7 +31,7 @@ from ..checkpoint import load_temporal_head
 from ..data.inputs import InputItem, discover
 from ..data.transforms import Preprocess
 from ..detector import DEFAULT_MODEL_DIR, Detector, FacePrediction
-from ..files import atomic_write_json
+from ..files import atomic_write_json, display_path
 from ..model.temporal import TemporalAttentionPooling
 from .image import LoadedInput, Renderer, load_image, make_image_row
 from .options import AnalyzeOptions, RunSummary
@@ -112,7 +113,8 @@ def _run(inputs: Iterable[str | Path], out_dir: Path, model: str | Path | Detect
     if ranks.rank == 0:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            items, skipped = discover(listed)
+            _check_out_dir(listed, out_dir)
+            items, skipped = discover(listed, exclude=[out_dir])
             plan = prepare(out_dir, items, skipped, _fingerprint(items, detector, opts, threshold), resume=resume)
         except (ValueError, OSError) as error:
             failure, plan = error, Plan(error=str(error))
@@ -124,8 +126,8 @@ def _run(inputs: Iterable[str | Path], out_dir: Path, model: str | Path | Detect
     untrained = not detector.trained
     if plan.complete:  # nothing left: the merged files are already there
         rows = read_merged(out_dir) if ranks.rank == 0 else []
-        return RunSummary(out_dir, rows, status_counts(plan.done_counts), plan.skipped, _exit_code(plan.done_counts, opts), out_dir / "report.html",
-                          untrained, ranks.rank, ranks.world, plan.resumed_rows)
+        return RunSummary(out_dir, rows, status_counts(plan.done_counts), _skipped_paths(plan), _exit_code(plan.done_counts, opts), out_dir / "report.html",
+                          untrained, ranks.rank, ranks.world, plan.resumed_rows, skipped_entries=plan.skipped)
     mine = shard(plan.remaining, ranks.rank, ranks.world)
     items = [plan.items[index] for index in mine]
     renderer = Renderer(out_dir, opts, threshold, untrained=untrained)
@@ -163,10 +165,11 @@ def _run(inputs: Iterable[str | Path], out_dir: Path, model: str | Path | Detect
         "ranks": [{"rank": r, "rows": i["rows"], **{k: round(i[k], 4) for k in ("start_s", "data_wait_s", "end_s", "loop_s")}} for r, i in enumerate(infos)],
         "data_wait_fraction": sum(i["data_wait_s"] for i in infos) / steady if steady > 0 else 0.0,
     }
-    common = dict(untrained=untrained, rank=ranks.rank, world_size=ranks.world, resumed_rows=plan.resumed_rows, data_wait_fraction=timing["data_wait_fraction"])
+    common = dict(untrained=untrained, rank=ranks.rank, world_size=ranks.world, resumed_rows=plan.resumed_rows, data_wait_fraction=timing["data_wait_fraction"],
+                  skipped_entries=plan.skipped)
     if ranks.rank != 0:
         wait_for_merge(out_dir)
-        return RunSummary(out_dir, pipeline.rows, counts, plan.skipped, _exit_code(counts, opts), out_dir / "report.html", **common)
+        return RunSummary(out_dir, pipeline.rows, counts, _skipped_paths(plan), _exit_code(counts, opts), out_dir / "report.html", **common)
     del pipeline
     try:
         rows, merged = merge_parts(out_dir, len(plan.items))
@@ -174,7 +177,7 @@ def _run(inputs: Iterable[str | Path], out_dir: Path, model: str | Path | Detect
             raise RuntimeError(f"internal error: the ranks counted {counts} but the merged journal holds {merged}")
         from .report import write_analysis_report
 
-        summary = RunSummary(out_dir, rows, counts, plan.skipped, _exit_code(counts, opts), out_dir / "report.html", **common)
+        summary = RunSummary(out_dir, rows, counts, _skipped_paths(plan), _exit_code(counts, opts), out_dir / "report.html", **common)
         _write_run_json(summary, detector, opts, threshold, command, started, listed, plan, timing)
         write_analysis_report(summary, detector, threshold)
     except BaseException as error:
@@ -182,6 +185,20 @@ def _run(inputs: Iterable[str | Path], out_dir: Path, model: str | Path | Detect
         raise
     finish(out_dir)
     return summary
+
+
+def _check_out_dir(inputs: list[str], out_dir: Path) -> None:
+    """ValueError when ``out_dir`` is one of the input folders: its results would be inputs of the next run.
+    (An output folder *inside* an input folder is fine: discovery leaves it out.)"""
+    for path in inputs:
+        if os.path.isdir(path) and os.path.samefile(path, out_dir):
+            raise ValueError(f"--out {display_path(out_dir)} is the input folder {display_path(path)} itself, so its results would be "
+                             f"analysed as inputs by the next run; choose another folder, for example {display_path(Path(path) / 'results')} "
+                             "(an output folder inside an input folder is left out of the inputs)")
+
+
+def _skipped_paths(plan: Plan) -> list[str]:
+    return [display_path(entry.path) for entry in plan.skipped]
 
 
 def _temporal_head(model: str | Path | Detector | None, detector: Detector) -> TemporalAttentionPooling:
@@ -288,8 +305,8 @@ def _write_run_json(
     from ..version import __version__
 
     atomic_write_json(summary.out_dir / "run.json", {
-        "command": command if command is not None else " ".join(sys.argv),
-        "inputs": inputs,
+        "command": display_path(command if command is not None else " ".join(sys.argv)),
+        "inputs": [display_path(path) for path in inputs],
         "options": dataclasses.asdict(opts),
         "threshold": threshold,
         "package_version": __version__,
@@ -308,6 +325,7 @@ def _write_run_json(
         "counts": summary.counts,
         "rows": len(summary.rows),
         "skipped_files": summary.skipped,
+        "skipped": [entry.to_json() for entry in summary.skipped_entries],
         "exit_code": summary.exit_code,
         "untrained_warning": None if detector.trained else "UNTRAINED placeholder model: every score is meaningless",
         "world_size": summary.world_size,

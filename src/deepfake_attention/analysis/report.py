@@ -53,7 +53,8 @@ def write_analysis_report(summary: "RunSummary", detector: "Detector", threshold
                  f"model {_cell(detector.model_sha256[:12])}. Full rows: <a href='results.csv'>results.csv</a>, "
                  f"<a href='results.jsonl'>results.jsonl</a>, <a href='faces.csv'>faces.csv</a>, <a href='run.json'>run.json</a>.</p>")
     if summary.skipped:
-        parts.append(f"<p><small>{len(summary.skipped)} non-media or hidden files inside folders were skipped; run.json lists them.</small></p>")
+        parts.append(f"<p><small>{len(summary.skipped)} entries inside the input folders are not inputs (hidden, not media, special "
+                     "files, links to folders, output folders); run.json lists each with the reason.</small></p>")
     parts.append("<p><small>P(fake) is calibrated per face; an image scores the maximum over its faces, a video the maximum "
                  "over its face tracks of each track's frame scores (mean by default). "
                  "The attention gate shows where the model looks (absolute 0-1 scale); Grad-CAM++ shows what drove "

@@ -2,6 +2,8 @@
 
 The schema is DESIGN.md's contract: one row per input, in input order; per-face detections in
 ``results.jsonl`` and ``faces.csv``; ``prob_fake`` and ``label`` empty unless ``status == "ok"``.
+``path`` is always :func:`~..files.display_path`'s form and ``path_bytes`` the hex of the name's
+bytes when it is not UTF-8 (else empty), so every file can be written and no two inputs share both.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..files import display_path, path_fields
+
 STATUSES = ("ok", "no_face", "error")
 ROW_FIELDS = (
     "path", "kind", "status", "error", "prob_fake", "label", "threshold", "faces",
-    "model_sha256", "input_sha256", "seconds", "panel", "model_trained",
+    "model_sha256", "input_sha256", "seconds", "panel", "model_trained", "path_bytes",
 )
-FACE_FIELDS = ("path", "face_index", "x0", "y0", "x1", "y1", "det_score", "prob_fake", "label", "attention_png", "gradcampp_png", "words")
+FACE_FIELDS = ("path", "face_index", "x0", "y0", "x1", "y1", "det_score", "prob_fake", "label", "attention_png", "gradcampp_png", "words",
+               "path_bytes")
 
 
 @dataclass
@@ -44,7 +49,12 @@ class Detection:
 
 @dataclass
 class ResultRow:
-    """One input's outcome. ``extra`` holds kind-specific additions (video ``frames``, ``tracks``)."""
+    """One input's outcome. ``extra`` holds kind-specific additions (video ``frames``, ``tracks``).
+
+    Built with the path as the file system gave it, the row keeps its written form: ``path``
+    becomes :func:`~..files.display_path` and ``path_bytes`` the hex of a name that is not UTF-8
+    (a row read back from JSON, with ``path_bytes`` given, is kept as it is).
+    """
 
     path: str
     kind: str
@@ -61,8 +71,15 @@ class ResultRow:
     model_trained: bool = True
     detections: list[Detection] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    path_bytes: str | None = None
+    """Hex of the name's bytes when it is not valid UTF-8 (``path`` then shows them as ``\\xNN``)."""
 
     def __post_init__(self) -> None:
+        if self.path_bytes is None:
+            fields = path_fields(self.path)
+            self.path, self.path_bytes = fields["path"], fields["path_bytes"]
+        if self.error is not None:
+            self.error = display_path(self.error)  # a sentence that may quote a name
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         if self.status != "ok" and (self.prob_fake is not None or self.label is not None):
@@ -88,7 +105,7 @@ class ResultRow:
             x0, y0, x1, y1 = det.box
             label = "fake" if self.threshold is not None and det.prob_fake >= self.threshold else "real"
             rows.append({
-                "path": self.path, "face_index": det.face_index, "x0": x0, "y0": y0, "x1": x1, "y1": y1,
+                "path": self.path, "path_bytes": self.path_bytes or "", "face_index": det.face_index, "x0": x0, "y0": y0, "x1": x1, "y1": y1,
                 "det_score": "" if det.det_score is None else f"{det.det_score:.4f}",
                 "prob_fake": f"{det.prob_fake:.6f}", "label": label,
                 "attention_png": det.attention_png or "", "gradcampp_png": det.gradcampp_png or "", "words": det.words or "",

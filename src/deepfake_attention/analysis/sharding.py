@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from ..data.inputs import InputItem
-from ..files import atomic_write_json
+from ..data.inputs import InputItem, SkippedEntry
+from ..files import atomic_write_json, path_fields, raw_path_bytes
 from .results import ROW_FIELDS, STATUSES, Detection, ResultRow, ResultWriter, read_results
 
 PARTS = "parts"
@@ -73,7 +73,7 @@ def shard(remaining: Sequence[int], rank: int, world: int) -> list[int]:
 def fingerprint(items: Sequence[InputItem], options: Mapping[str, Any], **identity: Any) -> dict[str, Any]:
     """What a resumed run must share with the interrupted one: ``identity`` (model hash, threshold,
     precision ...), the :data:`ROW_OPTIONS` of ``options``, and the inputs (count and SHA-256 of their list)."""
-    digest = hashlib.sha256("".join(f"{item.path}\t{item.kind}\n" for item in items).encode()).hexdigest()
+    digest = hashlib.sha256(b"".join(raw_path_bytes(item.path) + f"\t{item.kind}\n".encode() for item in items)).hexdigest()
     return {**identity, "options": {name: options[name] for name in ROW_OPTIONS}, "inputs": {"count": len(items), "sha256": digest}}
 
 
@@ -104,7 +104,7 @@ class Plan:
     """Rank 0's decision for this attempt, broadcast to every rank."""
 
     items: list[InputItem] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
     remaining: list[int] = field(default_factory=list)
     attempt: int = 1
     done_counts: dict[str, int] = field(default_factory=dict)
@@ -120,7 +120,7 @@ class Plan:
         return sum(self.done_counts.values())
 
 
-def prepare(out_dir: Path, items: list[InputItem], skipped: list[str], current: dict[str, Any], *, resume: bool) -> Plan:
+def prepare(out_dir: Path, items: list[InputItem], skipped: list[SkippedEntry], current: dict[str, Any], *, resume: bool) -> Plan:
     """Rank 0, before any rank starts: check and repair the journal (``resume``) or clear the folder."""
     parts, run_json = out_dir / PARTS, out_dir / "run.json"
     plan = Plan(items=items, skipped=skipped, fingerprint=current)
@@ -209,7 +209,10 @@ def _entry(line: bytes, items: Sequence[InputItem]) -> tuple[int, dict[str, Any]
     if not isinstance(data, dict) or type(data.get("index")) is not int or not isinstance(data.get("row"), dict):
         return None
     index, row = data["index"], data["row"]
-    if not 0 <= index < len(items) or row.get("path") != items[index].path or row.get("status") not in STATUSES:
+    if not 0 <= index < len(items) or row.get("status") not in STATUSES:
+        return None
+    name = path_fields(items[index].path)
+    if row.get("path") != name["path"] or row.get("path_bytes") != name["path_bytes"]:
         return None
     return index, row
 
@@ -238,7 +241,8 @@ def row_from_json(data: Mapping[str, Any]) -> ResultRow:
     """The :class:`ResultRow` whose ``to_json()`` is ``data`` (keys beyond the schema go to ``extra``)."""
     detections = [Detection(**{**det, "box": tuple(det["box"])}) for det in data.get("detections", [])]
     extra = {key: value for key, value in data.items() if key not in ROW_FIELDS and key != "detections"}
-    return ResultRow(**{name: data[name] for name in ROW_FIELDS}, detections=detections, extra=extra)
+    fields = {name: data[name] for name in ROW_FIELDS if name != "path_bytes"}
+    return ResultRow(**fields, path_bytes=data.get("path_bytes"), detections=detections, extra=extra)
 
 
 def _read_part(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

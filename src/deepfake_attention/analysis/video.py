@@ -67,6 +67,7 @@ from ..data.tracks import TrackConfig, VotePolicy, link_tracks, vote
 from ..data.transforms import FAKE_INDEX
 from ..detector import Detector, FacePrediction
 from ..explain.render import FaceView, map_png, resize_map
+from ..files import display_path
 from ..metrics.attention import frame_consistency, summarize
 from ..metrics.video import aggregate_videos
 from ..model.temporal import TemporalAttentionPooling
@@ -117,7 +118,7 @@ class VideoAccumulator:
         self._pairs: dict[tuple[int, int, int, int], float] = {}
         self._sheet: list[tuple[float, int, dict[str, Any]]] = []
         disable = True if options.progress is False else None
-        self._bar = tqdm(total=self.info.get("frames_requested"), desc=Path(self.item.path).name[:30], unit="frame", leave=False, disable=disable)
+        self._bar = tqdm(total=self.info.get("frames_requested"), desc=display_path(Path(self.item.path).name)[:30], unit="frame", leave=False, disable=disable)
 
     def add(self, chunk: VideoChunk, predictions: list[FacePrediction], model_seconds: float) -> None:
         """Take a chunk's frames and the predictions of its faces (in :attr:`VideoChunk.faces` order)."""
@@ -267,7 +268,7 @@ class VideoAccumulator:
         return rows
 
     def _render(self, row: ResultRow, tracks: list[dict[str, Any]]) -> None:
-        untrained, name = not self.detector.trained, Path(self.item.path).name
+        untrained, name = not self.detector.trained, display_path(Path(self.item.path).name)
         verdict = f"{name}: P(fake)={row.prob_fake:.3f} ({row.extra['aggregation']} per track, max over {len(tracks)}) -> {row.label.upper()}"
         if self.options.save_maps != "none":
             timeline = render_timeline(

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..data.faces import FaceCrop, find_faces
 from ..data.inputs import InputItem
-from ..data.media import MediaError
+from ..data.media import MediaError, regular_file_size
 from ..data.transforms import Preprocess, resize_square
 from ..data.video import iter_sampled_frames
 from ..files import file_sha256
@@ -57,18 +57,19 @@ class VideoChunk:
 def iter_video_chunks(index: int, item: InputItem, options: AnalyzeOptions, preprocess: Preprocess) -> Iterator[VideoChunk]:
     """Decode, sample and find faces (worker side); yields :class:`VideoChunk` messages, the last one
     with ``last=True``. Media errors never escape: they end the video with an error chunk."""
-    state: dict[str, Any] = {"first": True, "frames": [], "timings": {"decode_s": 0.0, "detect_s": 0.0}}
-    try:
-        sha = file_sha256(item.path)
-    except OSError:
-        sha = None  # missing or unreadable: opening the video below says which, in words
+    state: dict[str, Any] = {"first": True, "frames": [], "timings": {"decode_s": 0.0, "detect_s": 0.0}, "sha": None}
 
     def chunk(last: bool, **fields: Any) -> VideoChunk:
-        message = VideoChunk(index, item, state["frames"], state["first"], last, input_sha256=sha, timings=state["timings"], **fields)
+        message = VideoChunk(index, item, state["frames"], state["first"], last, input_sha256=state["sha"], timings=state["timings"], **fields)
         state.update(first=False, frames=[], timings={"decode_s": 0.0, "detect_s": 0.0})
         return message
 
     try:
+        regular_file_size(item.path)  # a FIFO or device is refused here: hashing it would wait forever
+        try:
+            state["sha"] = file_sha256(item.path)
+        except OSError:
+            pass  # unreadable: opening the video below says why, in words
         clock = time.perf_counter()
         with iter_sampled_frames(item.path, frames=options.frames, fps=options.fps) as sampled:
             info = {

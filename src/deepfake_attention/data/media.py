@@ -7,6 +7,8 @@ float images, and refuses decompression bombs *before* decoding the pixels.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,11 +112,39 @@ def file_errors() -> Iterator[None]:
         raise MediaError(f"the file could not be read ({error.strerror or error})") from None
 
 
-def read_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """A file's bytes, with file-system failures and oversized files as :class:`MediaError`."""
-    path = Path(path)
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+)
+
+
+def special_file(mode: int) -> str | None:
+    """What a file of ``st_mode`` ``mode`` is when it is neither a regular file nor a folder
+    (``"a named pipe (FIFO)"``, ``"a socket"``, ``"a character device"``, ``"a block device"``), else None."""
+    return next((name for test, name in _SPECIAL_FILES if test(mode)), None)
+
+
+def regular_file_size(path: str | Path) -> int:
+    """The size of the regular file ``path``, learnt from ``stat`` alone (nothing is opened).
+
+    A folder, FIFO, socket or device is a :class:`MediaError`: reading a FIFO waits for a writer
+    forever, a device may never end. Other file-system failures are :class:`MediaError` too.
+    """
     with file_errors():
-        size = path.stat().st_size
+        info = os.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise MediaError("this is a directory, not a file")
+    kind = special_file(info.st_mode)
+    if kind is not None:
+        raise MediaError(f"this is {kind}, not a regular file: it was not opened (reading it could wait forever)")
+    return info.st_size
+
+
+def read_bytes(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """A file's bytes, with file-system failures, non-regular and oversized files as :class:`MediaError`."""
+    path = Path(path)
+    size = regular_file_size(path)
+    with file_errors():
         if size > max_bytes:
             raise MediaError(f"file is {size / 2**20:.0f} MiB, above the limit of {max_bytes / 2**20:.0f} MiB")
         return path.read_bytes()

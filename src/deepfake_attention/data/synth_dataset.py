@@ -32,7 +32,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..files import atomic_write_bytes, atomic_write_json, safe_stem
+from ..files import atomic_write_bytes, atomic_write_json, display_path, raw_path_bytes, safe_stem
 from .datasets import Sampling
 from .faces import FaceCrop, detect_faces
 from .inputs import discover
@@ -243,11 +243,11 @@ def synthesize(
     items, skipped = discover(inputs)
     faces, errors, frames_seen = [], [], 0
     for item in tqdm(items, desc="faces", unit="file", disable=(not progress) if progress is not None else None):
-        stem = f"{safe_stem(item.path)}-{hashlib.sha256(os.path.abspath(item.path).encode()).hexdigest()[:8]}"  # video_id, source_id
+        stem = f"{safe_stem(item.path)}-{hashlib.sha256(raw_path_bytes(os.path.abspath(item.path))).hexdigest()[:8]}"  # video_id, source_id
         try:
             frames = _sample_frames(item.path, frames_per_video) if item.kind == "video" else [(None, read_image(item.path))]
         except MediaError as error:
-            errors.append({"path": item.path, "error": str(error)})
+            errors.append({"path": display_path(item.path), "error": str(error)})
             continue
         frames_seen += len(frames)
         for number, image in frames:
@@ -257,11 +257,11 @@ def synthesize(
     counts = write_fakes([dataclasses.replace(f, crop=str(out / f.crop)) for f in faces], out, per_face=per_face, seed=seed, family=family,
                          config=config, include_real=include_real, progress=progress)
     atomic_write_json(out / "synth.json", {
-        "inputs": [item.path for item in items], "family": family, "seed": seed, "per_face": per_face, "landmarks": landmarks,
+        "inputs": [display_path(item.path) for item in items], "family": family, "seed": seed, "per_face": per_face, "landmarks": landmarks,
         "frames_per_video": frames_per_video, "detector": detector, "crop_scale": crop_scale, "include_real": include_real,
         "config": json.loads(json.dumps(dataclasses.asdict(config))),
         "counts": {"inputs": len(items), "frames": frames_seen, **counts}, "errors": errors,
-        "skipped_files": skipped,
+        "skipped_files": [display_path(entry.path) for entry in skipped],
     })
     return out / "manifest.csv"
 

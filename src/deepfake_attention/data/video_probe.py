@@ -14,7 +14,7 @@ from pathlib import Path
 
 import av
 
-from .media import MediaError, file_errors, sniff_kind
+from .media import MediaError, file_errors, regular_file_size, sniff_kind
 
 DEFAULT_MAX_DIMENSION = 8192
 """Largest width or height accepted by default; larger videos are refused before decoding."""
@@ -46,12 +46,9 @@ class VideoInfo:
 def open_video(path: str | Path) -> av.container.InputContainer:
     """Open a media file with PyAV, every failure as a :class:`MediaError` with a readable message."""
     path = Path(path)
-    with file_errors():
-        if path.is_dir():
-            raise MediaError("this is a directory, not a file")
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = handle.read(16) if size else b""
+    size = regular_file_size(path)  # a FIFO or device is refused before anything opens it
+    with file_errors(), path.open("rb") as handle:
+        head = handle.read(16) if size else b""
     if size == 0:
         raise MediaError("the file is empty (0 bytes)")
     try:

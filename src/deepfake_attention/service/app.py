@@ -8,7 +8,10 @@ Endpoints (JSON, versioned under ``/v1``; with a token set, all but ``/v1/health
 - ``POST /v1/analyze``: one image (multipart field ``file``) -> the CLI's result row plus inline PNGs.
 - ``POST /v1/jobs`` / ``GET /v1/jobs/{id}``: asynchronous analysis (videos), kept ``retention_s``.
 
-Refusals: 400 malformed body, 401 token, 413 too large (counted while reading), 415 not an image
+Refusals: 400 malformed body, 401 token, 413 too large (counted while reading; the rest of the body
+is read and thrown away up to ``max_discard_bytes`` past the limit, then the answer closes the
+connection, so clients that send before they read get the 413; beyond that cap the connection
+is closed right after the answer), 415 not an image
 by its bytes (videos: use jobs), 422 undecodable or bomb (the decoder's sentence), 429 more than
 ``max_concurrent`` requests in flight or too many jobs, 504 over ``request_timeout_s``.
 """
@@ -135,8 +138,10 @@ def create_app(model_dir: str | Path | None = None, settings: ServiceSettings | 
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, error: RequestError) -> JSONResponse:
-        headers = {"Retry-After": "1"} if error.status in (429, 503) else None
-        return JSONResponse({"detail": error.message}, status_code=error.status, headers=headers)
+        headers = {"Retry-After": "1"} if error.status in (429, 503) else {}
+        if error.close:  # the body was not read to its end: this connection cannot carry another request
+            headers["Connection"] = "close"
+        return JSONResponse({"detail": error.message}, status_code=error.status, headers=headers or None)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -210,7 +215,7 @@ def _protected_routes() -> APIRouter:
         with service.admit():
             try:
                 async with asyncio.timeout(timeout):
-                    upload = await read_upload(request, service.settings.max_upload_bytes)
+                    upload = await read_upload(request, service.settings.max_upload_bytes, discard_bytes=service.settings.max_discard_bytes)
                     try:
                         if upload.kind == "video":
                             raise RequestError(415, "this is a video; /v1/analyze takes one image: submit videos with POST /v1/jobs")
@@ -219,7 +224,8 @@ def _protected_routes() -> APIRouter:
                         upload.close()
                     result = await service.pipeline.run(data, upload.filename)
             except TimeoutError:
-                raise RequestError(504, f"the analysis took longer than the limit of {timeout:g} s; retry later or send a smaller image") from None
+                raise RequestError(504, f"the analysis took longer than the limit of {timeout:g} s; retry later or send a smaller image",
+                                   close=True) from None  # the upload may be unread: the connection cannot carry another request
         log.info("analyzed", extra={"event": "analyzed", "request_id": request.state.request_id, "upload_bytes": len(data),
                                     "input_sha256": result["input_sha256"], "result_status": result["status"],
                                     "faces": result["faces"], "seconds": result["seconds"]})
@@ -235,9 +241,10 @@ def _protected_routes() -> APIRouter:
         with service.admit():
             try:
                 async with asyncio.timeout(timeout):  # a slow upload must not hold its slot forever
-                    upload = await read_upload(request, service.settings.max_job_bytes, spool_bytes=service.settings.max_upload_bytes)
+                    upload = await read_upload(request, service.settings.max_job_bytes, spool_bytes=service.settings.max_upload_bytes,
+                                               discard_bytes=service.settings.max_discard_bytes)
             except TimeoutError:
-                raise RequestError(504, f"the upload took longer than the limit of {timeout:g} s") from None
+                raise RequestError(504, f"the upload took longer than the limit of {timeout:g} s", close=True) from None
             try:
                 suffix = video_suffix(upload.head) if upload.kind == "video" else ".img"
                 try:

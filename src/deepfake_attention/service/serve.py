@@ -11,12 +11,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .settings import TOKEN_ENV, ServiceSettings
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 log = logging.getLogger("deepfake_attention.service")
+UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "timeout_keep_alive": 5, "server_header": False}
+"""How ``serve`` runs uvicorn (beyond host and port); tests start the same server on a free port."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent, help=f"requests in flight before 429 (default {d.max_concurrent})")
     parser.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / 2**20, help=f"largest image upload in MiB (default {d.max_upload_bytes / 2**20:g})")
     parser.add_argument("--max-job-mb", type=float, default=d.max_job_bytes / 2**20, help=f"largest job (video) upload in MiB (default {d.max_job_bytes / 2**20:g})")
+    parser.add_argument("--max-discard-mb", type=float, default=d.max_discard_bytes / 2**20,
+                        help=f"MiB of a too-large upload read and thrown away past the limit before the 413, so that every client can read it "
+                             f"(default {d.max_discard_bytes / 2**20:g}; beyond it the connection is closed)")
     parser.add_argument("--max-pixels", type=int, default=d.max_pixels, help=f"largest decoded image in pixels (default {d.max_pixels})")
     parser.add_argument("--timeout", type=float, default=d.request_timeout_s, help=f"per-request limit in seconds, then 504 (default {d.request_timeout_s:g})")
     parser.add_argument("--retention", type=float, default=d.retention_s, help=f"seconds job results are kept (default {d.retention_s:g})")
@@ -46,7 +51,7 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
     return ServiceSettings.from_env(
         token=args.token, device=args.device, cam=not args.no_cam, batch_size=args.batch_size, batch_wait_ms=args.batch_wait_ms,
         max_concurrent=args.max_concurrent, max_upload_bytes=int(args.max_upload_mb * 2**20), max_job_bytes=int(args.max_job_mb * 2**20),
-        max_pixels=args.max_pixels, request_timeout_s=args.timeout, retention_s=args.retention, threads=args.threads,
+        max_discard_bytes=int(args.max_discard_mb * 2**20), max_pixels=args.max_pixels, request_timeout_s=args.timeout, retention_s=args.retention, threads=args.threads,
         torch_threads=args.torch_threads,
     )
 
@@ -64,8 +69,7 @@ def serve(model_dir: str | Path | None, settings: ServiceSettings, *, host: str 
     if settings.token is None and host not in _LOOPBACK:
         log.warning("listening beyond this machine without a token: anyone who can reach the port can use the service; "
                     f"pass --token or set ${TOKEN_ENV}", extra={"event": "no_token", "host": host})
-    uvicorn.run(create_app(model_dir, settings), host=host, port=port, log_config=None, access_log=False,
-                timeout_keep_alive=5, server_header=False)
+    uvicorn.run(create_app(model_dir, settings), host=host, port=port, **UVICORN_OPTIONS)
 
 
 def run_from_args(args: argparse.Namespace) -> int:

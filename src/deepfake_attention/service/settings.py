@@ -28,6 +28,12 @@ class ServiceSettings:
     """Largest image accepted by ``POST /v1/analyze``; enforced while reading the body (413)."""
     max_job_bytes: int = 200 * 2**20
     """Largest file accepted by ``POST /v1/jobs`` (videos are bigger than images)."""
+    max_discard_bytes: int = 64 * 2**20
+    """Bytes of a refused upload read and thrown away past the limit before the 413 (with
+    ``Connection: close``), so that clients which send the whole body before reading the answer
+    (``urllib``, browsers) get it instead of a reset connection. A body longer than the limit plus
+    this is answered and closed at once (such clients may then see a reset). Clients that send
+    ``Expect: 100-continue`` are answered before their body is read."""
     max_pixels: int = DEFAULT_MAX_PIXELS // 2
     """Largest decoded image in pixels; larger ones are refused as decompression bombs (422)."""
     batch_size: int = 8
@@ -57,7 +63,7 @@ class ServiceSettings:
     """Folder for job uploads and results (None: a fresh temporary folder removed at shutdown)."""
 
     def __post_init__(self) -> None:
-        positive_ints = ("max_upload_bytes", "max_job_bytes", "max_pixels", "batch_size", "max_concurrent", "max_jobs", "threads")
+        positive_ints = ("max_upload_bytes", "max_job_bytes", "max_discard_bytes", "max_pixels", "batch_size", "max_concurrent", "max_jobs", "threads")
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

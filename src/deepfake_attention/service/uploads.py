@@ -1,5 +1,6 @@
-"""Uploads: a multipart body read under a byte limit, the file's type told from its bytes, and
-the client's file name reduced to something safe to echo (it is never used as a path)."""
+"""Uploads: a multipart body read under a byte limit (refusals readable by every client: ``body``),
+the file's type told from its bytes, and the client's file name reduced to something safe to echo
+(it is never used as a path)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from tempfile import SpooledTemporaryFile
-from typing import AsyncIterator
 
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from ..data.media import sniff_kind
+from .body import DEFAULT_DISCARD_BYTES, BodyRefused, LimitedBody
 
 FILE_FIELD = "file"
 MULTIPART_SLACK = 64 * 1024
@@ -31,11 +32,12 @@ SUPPORTED_IMAGES = "JPEG, PNG, GIF, BMP, TIFF, WebP or PNM"
 
 
 class RequestError(Exception):
-    """A request the service refuses: ``status`` is the HTTP status, ``message`` a sentence for people."""
+    """A request the service refuses: ``status`` is the HTTP status, ``message`` a sentence for people;
+    ``close``: answer with ``Connection: close`` (the body was not read to its end)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.close = status, message, close
 
 
 @dataclass
@@ -94,38 +96,44 @@ def safe_filename(name: str | None, limit: int = 120) -> str:
     return name[:limit] or "upload"
 
 
-async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise RequestError(413, f"the upload is larger than the limit of {_mib(limit - MULTIPART_SLACK)}")
-        yield chunk
-
-
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size} bytes"
 
 
-async def read_upload(request: Request, max_bytes: int, *, spool_bytes: int | None = None) -> Upload:
+async def read_upload(request: Request, max_bytes: int, *, spool_bytes: int | None = None,
+                      discard_bytes: int = DEFAULT_DISCARD_BYTES) -> Upload:
     """Read the multipart field ``file`` of ``request``, refusing more than ``max_bytes`` of file.
 
-    The limit holds while the body streams in (``Content-Length`` is checked first but not
-    trusted): reading stops at ``max_bytes`` + :data:`MULTIPART_SLACK` with a 413. Files up to
-    ``spool_bytes`` (default ``max_bytes``) stay in memory, larger ones go to a temporary file.
-    Raises :class:`RequestError` (400, 413, 415).
+    The limit holds while the body streams in, with or without ``Content-Length`` (checked first
+    but not trusted): parsing stops past ``max_bytes`` + :data:`MULTIPART_SLACK` with a 413. A
+    refused body is read and thrown away up to ``discard_bytes`` past the limit before the answer
+    (``Connection: close``), so that clients that send before they read get the 413, not a reset
+    (module ``body``). Files up to ``spool_bytes`` (default ``max_bytes``) stay in memory, larger
+    ones go to a temporary file. Raises :class:`RequestError` (400, 413, 415).
     """
+    body = LimitedBody(request, max_bytes + MULTIPART_SLACK, discard_bytes=discard_bytes)
+    try:
+        return await _parse(request, body, max_bytes, max_bytes if spool_bytes is None else spool_bytes)
+    except RequestError as error:
+        if not body.finished:
+            await body.discard()
+            error.close = True
+        raise
+
+
+async def _parse(request: Request, body: LimitedBody, max_bytes: int, spool_bytes: int) -> Upload:
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise RequestError(415, f"send the file as multipart/form-data in a field named '{FILE_FIELD}' (got content type {content_type[:80]!r})")
-    limit = max_bytes + MULTIPART_SLACK
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"the upload is larger than the limit of {_mib(max_bytes)}")
-    parser = MultiPartParser(request.headers, _limited(request, limit), max_files=1, max_fields=8, max_part_size=64 * 1024)
-    parser.spool_max_size = max_bytes if spool_bytes is None else spool_bytes
+    too_large = f"the upload is larger than the limit of {_mib(max_bytes)}"
+    if body.declared is not None and body.declared > body.limit:
+        raise RequestError(413, too_large)
+    parser = MultiPartParser(request.headers, body.chunks(), max_files=1, max_fields=8, max_part_size=64 * 1024)
+    parser.spool_max_size = spool_bytes
     try:
         form = await parser.parse()
+    except BodyRefused:
+        raise RequestError(413, too_large) from None
     except MultiPartException as error:
         raise RequestError(400, f"the multipart body could not be read: {error.message}") from None
     upload = form.get(FILE_FIELD)
