@@ -14,7 +14,8 @@ from skimage import data
 from deepfake_attention import analyze
 from deepfake_attention.crops import square_crop_box
 from deepfake_attention.data import landmarks as landmarks_module
-from deepfake_attention.data.faces import FaceCrop, HaarFaceDetector, detect_faces, get_face_detector, nms, whole_image
+from deepfake_attention.data.detectors import HaarFaceDetector, get_face_detector, nms
+from deepfake_attention.data.faces import FaceCrop, detect_faces, whole_image
 from deepfake_attention.data.landmarks import LandmarkPredictor, LandmarksUnavailableError, landmarks_available
 
 from .conftest import REAL_VIDEOS, make_checkpoint, write_image

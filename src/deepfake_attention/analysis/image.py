@@ -23,7 +23,7 @@ from ..explain.render import FaceView, evidence_layer, map_png, render_panel
 from ..explain.words import WordsExplanation, describe_map
 from ..files import display_path, raw_path_bytes, safe_stem
 from .options import AnalyzeOptions
-from .results import Detection, ResultRow
+from .results import Detection, ResultRow, points_json
 
 
 @dataclass
@@ -158,7 +158,8 @@ def image_result(
     detections = []
     for k, (face, pred) in enumerate(zip(faces, predictions)):
         words = describe_face(pred, face, threshold=threshold)
-        detections.append(Detection(face_index=k, box=face.box, det_score=face.score, prob_fake=pred.prob_fake, words=words.summary, regions=words.shares))
+        detections.append(Detection(face_index=k, box=face.box, det_score=face.score, prob_fake=pred.prob_fake, words=words.summary, regions=words.shares,
+                                    landmarks5=points_json(face.landmarks5)))
     prob = max(pred.prob_fake for pred in predictions)
     return ResultRow(status="ok", prob_fake=prob, label="fake" if prob >= threshold else "real", faces=len(predictions), detections=detections, **base)
 

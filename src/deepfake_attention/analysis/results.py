@@ -26,6 +26,11 @@ FACE_FIELDS = ("path", "face_index", "x0", "y0", "x1", "y1", "det_score", "prob_
                "path_bytes")
 
 
+def points_json(points: Any) -> list[list[float]] | None:
+    """Landmarks [N, 2] as JSON-ready ``[[x, y], ...]`` (0.01 px), or None."""
+    return None if points is None else [[round(float(x), 2), round(float(y), 2)] for x, y in points]
+
+
 @dataclass
 class Detection:
     """One face of an input: box in original pixels, its calibrated score and its rendered maps."""
@@ -40,6 +45,9 @@ class Detection:
     """One-line summary of where the evidence lies (explain/words.py); left/right are the person's."""
     regions: dict[str, float] | None = None
     """Share of the map's energy per facial region (eyes, nose, mouth, boundary, skin, background)."""
+    landmarks5: list[list[float]] | None = None
+    """The detector's five landmarks ``[[x, y] x 5]`` in original pixels (left eye, right eye, nose, left and
+    right mouth corner as seen in the image; MTCNN), else None."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

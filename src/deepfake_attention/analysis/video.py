@@ -15,7 +15,7 @@ over a window of the last ``max_gap + 1`` frames, and the contact sheet keeps th
 frames' P(fake) are reduced by ``aggregate`` (mean by default, median, or the mean of the
 ``topk`` highest) and the video's P(fake) is the max over the tracks that vote (``metrics.video``).
 A track votes when it covers at least 25% of the sampled frames and its mean detection score
-reaches its detector's floor (``data.faces.DET_SCORE_FLOORS``; ``data.tracks.VotePolicy``): a
+reaches its detector's floor (``data.detectors.DET_SCORE_FLOORS``; ``data.tracks.VotePolicy``): a
 spurious box on the background, or a passer-by, does not decide the verdict. Tracks that do not
 vote are still reported (``tracks[*].used`` false, ``vote_note`` saying why); when none qualifies,
 the longest track votes and ``voting.fallback_longest`` says so. With ``temporal_head`` the
@@ -60,7 +60,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.faces import DET_SCORE_FLOORS, FaceCrop
+from ..data.detectors import DET_SCORE_FLOORS
+from ..data.faces import FaceCrop
 from ..data.inputs import InputItem
 from ..data.media import MediaError
 from ..data.tracks import TrackConfig, VotePolicy, link_tracks, vote
@@ -72,7 +73,7 @@ from ..metrics.attention import frame_consistency, summarize
 from ..metrics.video import aggregate_videos
 from ..model.temporal import TemporalAttentionPooling
 from .options import AGGREGATES, AnalyzeOptions
-from .results import Detection, ResultRow
+from .results import Detection, ResultRow, points_json
 from .video_chunks import VideoChunk, iter_video_chunks
 from .video_render import AnnotatedFace, SheetFace, TimelineTrack, render_contact_sheet, render_timeline, write_annotated_video
 
@@ -98,6 +99,7 @@ class _Face:
     low: bool = False
     track: int | None = None
     weight: float | None = None
+    landmarks5: np.ndarray | None = None
 
 
 class VideoAccumulator:
@@ -135,7 +137,7 @@ class VideoAccumulator:
         self._bar.update(len(chunk.frames))
 
     def _record(self, sample: int, k: int, face: FaceCrop, pred: FacePrediction, time_s: float) -> _Face:
-        record = _Face(sample, k, tuple(face.box), face.crop_box, face.score, pred.prob_fake)
+        record = _Face(sample, k, tuple(face.box), face.crop_box, face.score, pred.prob_fake, landmarks5=face.landmarks5)
         if self.head is not None:
             record.feature = np.array(pred.features, dtype=np.float32)
         if self.options.annotate:
@@ -246,7 +248,7 @@ class VideoAccumulator:
 
     def _detection(self, track: dict[str, Any]) -> Detection:
         best = max((self.faces[s][i] for s, i in self._members(track)), key=lambda f: (f.prob, -f.sample))
-        return Detection(face_index=track["track_id"], box=best.box, det_score=best.det_score, prob_fake=track["prob_fake"],
+        return Detection(face_index=track["track_id"], box=best.box, det_score=best.det_score, prob_fake=track["prob_fake"], landmarks5=points_json(best.landmarks5),
                          attention_png=best.attention_png, gradcampp_png=best.gradcampp_png)
 
     def _members(self, track: dict[str, Any]) -> list[tuple[int, int]]:
@@ -259,6 +261,8 @@ class VideoAccumulator:
             for face in faces:
                 entry = {"face_index": face.face_index, "box": list(face.box), "det_score": face.det_score, "prob_fake": face.prob,
                          "track_id": face.track, "consistency": face.consistency, "low_consistency": face.low}
+                if face.landmarks5 is not None:
+                    entry["landmarks5"] = points_json(face.landmarks5)
                 if face.weight is not None:
                     entry["temporal_weight"] = face.weight
                 if face.attention_png:

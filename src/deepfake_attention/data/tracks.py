@@ -179,7 +179,7 @@ class VotePolicy:
 
     A track votes when it covers at least ``min_coverage`` of the sampled frames and its mean
     detection score is at least ``min_det_score`` (None: no floor; each detector's scores have
-    their own scale, see :data:`~.faces.DET_SCORE_FLOORS`). When no track qualifies, the longest
+    their own scale, see :data:`~.detectors.DET_SCORE_FLOORS`). When no track qualifies, the longest
     (ties: the lowest id) votes, and the result says so.
     """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CLASS_NAMES = ("real", "fake")
 """The two classes, in the model's output order: fake is index 1."""
 FAKE_INDEX = 1
-DETECTORS = ("none", "haar", "dlib")
+DETECTORS = ("none", "mtcnn", "haar", "dlib")
 """Face detectors a checkpoint may name; ``"none"`` = the whole image is the input."""
 
 
@@ -38,8 +38,14 @@ class Preprocess:
     crop_border: str = "shift"
     """How a crop reaching past the image is made (:data:`~..crops.CROP_BORDERS`): ``shift`` (the first
     wave's crops, moved inside the image) or padded with ``constant`` black, ``replicate`` or ``reflect``."""
+    detector_options: dict[str, Any] = field(default_factory=dict)
+    """The detector's settings (its keyword arguments: for ``mtcnn`` e.g. ``min_face`` in pixels of the
+    detection copy, ``thresholds`` of its three stages, ``pad``; for ``haar`` ``min_face`` as a share of
+    the shorter side, ``min_neighbors``); empty = the detector's defaults."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.detector_options, dict) or not all(isinstance(k, str) for k in self.detector_options):
+            raise PreprocessError(f"preprocess.detector_options must be a table of settings, got {self.detector_options!r}")
         if self.crop_border not in CROP_BORDERS:
             raise PreprocessError(f"preprocess.crop_border must be one of {CROP_BORDERS}, got {self.crop_border!r}")
         if self.size < 8:

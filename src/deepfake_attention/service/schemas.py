@@ -36,6 +36,9 @@ class FaceResult(BaseModel):
         "alpha = 0.75 * prob_fake * value, so a confidently real face shows no hotspot. Null when Grad-CAM++ is off.")
     words: str | None = Field(None, description="Where most evidence lies, in one sentence; left and right are the person's.")
     regions: dict[str, float] | None = Field(None, description="Share of the explained map's energy per facial region.")
+    landmarks5: list[list[float]] | None = Field(
+        None, description="The detector's five landmarks [[x, y] x 5] in original pixels (left eye, right eye, nose, left and right "
+        "mouth corner as seen in the image); null when the detector gives none (Haar, the whole image).")
     model_config = ConfigDict(json_schema_extra={"example": _FACE_EXAMPLE})
 
 
