@@ -13,7 +13,8 @@ How a bench measures (:func:`measure`):
 * :class:`Verdict` collects what makes a run untrustworthy (a ratio whose IQR exceeds 10% of its
   median, fewer than 3 rounds behind a ratio, a figure that cannot be: a forward slower than
   forward + explanation, i.e. a paired ratio whose whole IQR lies below 1, or a fraction of peak
-  above 1) and prints ``verdict: reliable`` or one ``UNRELIABLE: ...`` line per problem; with
+  above 1; a machine on which other processes used more than a quarter of a core during the
+  run) and prints ``verdict: reliable`` or one ``UNRELIABLE: ...`` line per problem; with
   ``--strict`` the bench then exits 1.
 
 Pure Python (no torch) with an injectable clock: ``tests/test_bench_timing.py`` drives it with a fake one.
@@ -32,6 +33,34 @@ SPREAD_LIMIT = 0.10
 """A ratio whose IQR exceeds this share of its median is unreliable."""
 MIN_ROUNDS = 3
 """Fewer paired rounds than this cannot show a spread."""
+BUSY_LIMIT = 0.25
+"""Cores other processes may use on average during a run before its figures are called unreliable."""
+
+
+def cpu_snapshot() -> tuple[float, float, float] | None:
+    """(monotonic seconds, CPU seconds the whole machine was busy, CPU seconds of this process and its
+    waited-for children) from Linux's /proc/stat and ``os.times()``; None where that is not available."""
+    try:
+        with open("/proc/stat") as handle:
+            values = [int(v) for v in handle.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+        tick = os.sysconf("SC_CLK_TCK")
+        own = os.times()
+        return time.monotonic(), (user + nice + system + irq + softirq + steal) / tick, own.user + own.system + own.children_user + own.children_system
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+_STARTED = cpu_snapshot()  # the benches import this module first thing: the run's whole span is covered
+
+
+def other_cores(since: tuple[float, float, float] | None = _STARTED) -> float | None:
+    """Cores other processes used on average since ``since`` (default: this module's import): the
+    machine's busy CPU time minus this process's (and its finished children's), per second of wall time."""
+    now = cpu_snapshot()
+    if since is None or now is None or now[0] <= since[0]:
+        return None
+    return max(0.0, ((now[1] - since[1]) - (now[2] - since[2])) / (now[0] - since[0]))
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -175,10 +204,14 @@ def measure(
 
 
 class Verdict:
-    """Collects the reasons a bench's figures cannot be trusted; :meth:`report` prints them."""
+    """Collects the reasons a bench's figures cannot be trusted; :meth:`report` prints them.
 
-    def __init__(self, limit: float = SPREAD_LIMIT) -> None:
+    ``check_machine``: :meth:`report` also asks :func:`other_cores` whether other processes used
+    more than :data:`BUSY_LIMIT` cores during the run (figures then are slow, and drift)."""
+
+    def __init__(self, limit: float = SPREAD_LIMIT, *, check_machine: bool = True) -> None:
         self.limit = limit
+        self.check_machine = check_machine
         self.problems: list[str] = []
         self.checks = 0
 
@@ -213,6 +246,12 @@ class Verdict:
         if at_most is not None and value > at_most:
             self.problems.append(f"{label} = {value:.3f} > {at_most:g} is impossible{because}")
 
+    def machine(self, others: float | None, cpus: int | None = None) -> None:
+        """A run during which other processes used more than :data:`BUSY_LIMIT` cores is unreliable."""
+        if others is not None and others > BUSY_LIMIT:
+            self.problems.append(f"the machine was busy: other processes used {others:.2f} of {cpus or os.cpu_count()} cores on average during "
+                                 f"the run (> {BUSY_LIMIT:g}); absolute figures are slow and ratios drift")
+
     def lines(self) -> list[str]:
         if self.reliable:
             return [f"verdict: reliable ({self.checks} ratio(s) checked: every paired spread <= {100 * self.limit:.0f}%, no impossible figure)"]
@@ -222,6 +261,12 @@ class Verdict:
 
     def report(self, strict: bool = False, *, load: str | None = None) -> int:
         """Print the verdict; the exit code: 1 when unreliable and ``strict``, else 0."""
+        if self.check_machine:
+            others = other_cores()
+            self.check_machine = False  # once per verdict
+            self.machine(others)
+            if others is not None:
+                load = f"{load or load_line()}; other processes used {others:.2f} cores on average during the run"
         if load:
             print(load)
         for line in self.lines():

@@ -107,7 +107,7 @@ def test_paired_ratio_cancels_drift_that_a_ratio_of_medians_keeps() -> None:
 
 
 def test_verdict_flags_a_wide_spread_too_few_rounds_and_impossible_figures(capsys) -> None:
-    verdict = timing.Verdict()
+    verdict = timing.Verdict(check_machine=False)  # what other processes do on this machine is checked below, with numbers
     verdict.ratio("steady", timing.Stats.of([1.02, 1.03, 1.04, 1.03, 1.05]), at_least=1.0)
     assert verdict.reliable
     verdict.ratio("near the bound", timing.Stats.of([0.98, 0.99, 1.01, 1.02, 1.00]), at_least=1.0)
@@ -133,10 +133,22 @@ def test_verdict_flags_a_wide_spread_too_few_rounds_and_impossible_figures(capsy
 
 
 def test_spread_limit_is_ten_percent_of_the_median() -> None:
-    under, over = timing.Verdict(), timing.Verdict()
+    under, over = timing.Verdict(check_machine=False), timing.Verdict(check_machine=False)
     under.ratio("r", timing.Stats.of([0.96, 0.98, 1.0, 1.02, 1.04]))  # IQR 0.04 / 1.0 = 4%
     over.ratio("r", timing.Stats.of([0.8, 0.94, 1.0, 1.06, 1.2]))  # IQR 0.12 / 1.0 = 12%
     assert under.reliable and not over.reliable
+
+
+def test_a_busy_machine_is_unreliable() -> None:
+    quiet, busy, unknown = (timing.Verdict(check_machine=False) for _ in range(3))
+    quiet.machine(0.04, cpus=2)  # daemons
+    busy.machine(1.4, cpus=2)  # another engineer's training run
+    unknown.machine(None)  # no /proc here
+    assert quiet.reliable and unknown.reliable and not busy.reliable
+    assert "other processes used 1.40 of 2 cores" in busy.problems[0]
+    start = timing.cpu_snapshot()
+    if start is not None:  # Linux: the measurement itself works and is never negative
+        assert timing.other_cores(start) is None or timing.other_cores(start) >= 0.0
 
 
 def test_bad_arguments_are_refused() -> None:
