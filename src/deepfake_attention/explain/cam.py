@@ -311,12 +311,14 @@ def _spatial_mean_edge(root: torch.Tensor, activation: torch.Tensor) -> Gradient
     """
     try:
         accumulator = get_gradient_edge(activation).node
-        consumers, seen, stack = [], set(), [root.grad_fn]
+        consumers: list[Any] = []
+        seen: dict[int, Any] = {}  # id -> node: holding the node keeps its id from being reused during the walk
+        stack = [root.grad_fn]
         while stack:
             node = stack.pop()
             if node is None or id(node) in seen:
                 continue
-            seen.add(id(node))
+            seen[id(node)] = node
             for child, _ in node.next_functions:
                 if child is accumulator:
                     consumers.append(node)
