@@ -257,23 +257,32 @@ def test_pooled_gradient_shortcut_equals_the_full_gradient(seed_model: Attention
     torch.testing.assert_close(shortcut, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
 
 
-def test_pooled_shortcut_is_not_taken_when_the_activation_is_also_used_elsewhere() -> None:
-    """The score depends on A through the mean and through a max: dS/dA is not constant, the general path runs."""
+POOLINGS = {
+    "mean over (2, 3)": (lambda a: a.mean(dim=(2, 3)), True),
+    "mean over (-1, -2), keepdim": (lambda a: a.mean(dim=(-1, -2), keepdim=True).flatten(1), True),
+    "mean over w, then over h": (lambda a: a.mean(dim=3).mean(dim=2), False),  # constant gradient, but not one mean: general path
+    "mean and max": (lambda a: torch.cat([a.mean(dim=(2, 3)), a.amax(dim=(2, 3))], dim=1), False),  # A reached twice
+}
 
-    class TwoUses(nn.Module):
+
+@pytest.mark.parametrize("pooling", list(POOLINGS))
+def test_pooled_shortcut_only_when_the_score_reaches_the_activation_through_one_spatial_mean(pooling: str) -> None:
+    pool, shortcut = POOLINGS[pooling]
+
+    class Pooled(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.conv = nn.Conv2d(3, 4, 3, padding=1)
             self.act = nn.ReLU()
-            self.head = nn.Linear(8, 2)
+            self.head = nn.LazyLinear(2)
 
         def forward(self, x: torch.Tensor) -> dict:
-            a = self.act(self.conv(x))
-            return {"output": self.head(torch.cat([a.mean(dim=(2, 3)), a.amax(dim=(2, 3))], dim=1))}
+            return {"output": self.head(pool(self.act(self.conv(x))))}
 
-    model = TwoUses().eval()
-    x = torch.randn(2, 3, 6, 6)
-    assert not _reaches_through_a_mean(model, "act", x)
+    model = Pooled().eval()
+    x = torch.randn(2, 3, 6, 7)
+    model(x)  # materialise the lazy head
+    assert _reaches_through_a_mean(model, "act", x) is shortcut
     ref = reference_gradcampp(model, model.act, x, logit(1))
     ours = GradCAMPlusPlus(model, "act")(x, 1, normalize=False)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
