@@ -1,39 +1,14 @@
-"""Helpers shared by the benchmarks: timing, MAC counting, a matmul peak, table printing."""
+"""Helpers shared by the benchmarks that need torch: MAC counting, a matmul peak probe, table printing.
+
+Timing itself (warm-up, interleaved rounds, spreads, the verdict) is in ``_timing``."""
 
 from __future__ import annotations
 
-import statistics
-import time
+import os
 from typing import Callable
 
 import torch
 from torch import nn
-
-
-def median_seconds(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def interleaved_medians(fns: dict[str, Callable[[], object]], *, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
-    """Median wall time of each function, timed in alternation so that drift hits all alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
@@ -62,11 +37,25 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Achieved fp32 GFLOP/s of a large square matmul: the machine's practical peak."""
+def matmul_probe(size: int = 2048) -> tuple[Callable[[], object], float]:
+    """A peak probe: a callable doing one fp32 ``size`` x ``size`` matmul, and its GFLOP. Time it as one
+    variant among the others (interleaved) and take the *best* round as the machine's practical peak."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    seconds = median_seconds(lambda: a @ b, repeats=repeats, warmup=2)
-    return 2 * size**3 / seconds / 1e9
+    return (lambda: a @ b), 2 * size**3 / 1e9
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads`` when given (on a shared machine: no more threads than free cores)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def torch_line() -> str:
+    try:
+        load = f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        load = "unknown"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {load}"
 
 
 def print_table(header: list[str], rows: list[list[object]]) -> None:

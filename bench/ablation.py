@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import interleaved_medians
+from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 from deepfake_attention import Detector, GradCAMPlusPlus
 from deepfake_attention.evaluation.calibrate import calibrate
 from deepfake_attention.data.datasets import read_mask
@@ -68,7 +68,7 @@ def prepared_paths(folder: Path) -> dict[str, Path]:
 
 
 def seconds_per_step(cfg) -> float:  # noqa: ANN001 - TrainConfig
-    """Median seconds of a training step (data, forward, backward, AdamW) over 3 steps after one warm-up."""
+    """Median seconds of a training step (data, forward, backward, AdamW) over 3 steps after one warm-up step."""
     from deepfake_attention.train.data import build_datasets
     from deepfake_attention.train.loop import build_model
     from deepfake_attention.train.losses import training_losses
@@ -77,18 +77,20 @@ def seconds_per_step(cfg) -> float:  # noqa: ANN001 - TrainConfig
     device = resolve_device(cfg.run.device)
     model = build_model(cfg).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
-    for step in range(4):
-        start = time.perf_counter()
-        items = [train_set[(step * cfg.data.batch_size + k) % len(train_set)] for k in range(cfg.data.batch_size)]
+    steps = iter(range(1_000_000))
+
+    def step() -> None:
+        index = next(steps)
+        items = [train_set[(index * cfg.data.batch_size + k) % len(train_set)] for k in range(cfg.data.batch_size)]
         batch = torch.utils.data.default_collate(items)
         out = model(batch["image"].to(device))
         terms = training_losses(out["output"], out["attention_weights"], batch["label"].to(device), batch["mask"].to(device), batch["has_mask"].to(device), cfg.loss)
         optimizer.zero_grad()
         terms["total"].backward()
         optimizer.step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    return measure({"step": step}, repeats=3, warmup=1, sync=sync)["step"].median
 
 
 def score_run(detector: Detector, rows: list, batch_size: int) -> dict[str, np.ndarray]:
@@ -155,23 +157,29 @@ def two_level_ci(runs: list[dict[str, np.ndarray]], column: str, n: int, seed: i
     return {"estimate": estimate, "low": float(low), "high": float(high), "per_seed": [metric(column, r, everyone) for r in runs]}
 
 
-def throughput(detectors: dict[str, Detector], batch: int) -> dict[str, dict[str, float]]:
-    """Images/s per arm of the forward (inference mode) and of forward + Grad-CAM++: medians of 7
-    timings, all arms timed in alternation so that load drift hits them alike."""
+def throughput(detectors: dict[str, Detector], batch: int, verdict: Verdict, repeats: int = 7, warmup: int = 1) -> dict[str, dict[str, Stats]]:
+    """Images/s per arm of the forward (inference mode) and of forward + Grad-CAM++: ``repeats``
+    rounds after a warm-up round, all arms interleaved so that load drift hits them alike; the
+    paired ratio (forward + Grad-CAM++) / forward of each arm goes to ``verdict``."""
     fns = {}
+    sync = None
     for arm, detector in detectors.items():
         size = detector.config.preprocess.size
         x = torch.randn(batch, 3, size, size, device=detector.device).contiguous(memory_format=torch.channels_last)
         cam = GradCAMPlusPlus(detector.model, detector.config.target_layer)
+        sync = torch.cuda.synchronize if detector.device.type == "cuda" else sync
 
         def forward(model: torch.nn.Module = detector.model, x: torch.Tensor = x) -> None:
             with torch.inference_mode():
                 model(x)
 
         fns[f"{arm}/forward"] = forward
-        fns[f"{arm}/gradcampp"] = lambda cam=cam, x=x: cam.compute(x, score_fn=fake_minus_real)
-    seconds = interleaved_medians(fns, repeats=7, warmup=1)
-    return {arm: {kind: batch / seconds[f"{arm}/{kind}"] for kind in ("forward", "gradcampp")} for arm in detectors}
+        fns[f"{arm}/gradcampp"] = lambda cam=cam, x=x: cam.compute(x, score_fn=fake_minus_real) is None
+    t = measure(fns, repeats=repeats, warmup=warmup, sync=sync)
+    for arm in detectors:
+        verdict.ratio(f"{arm}: (forward + Grad-CAM++) / forward", t.ratio(f"{arm}/gradcampp", f"{arm}/forward"), at_least=1.0,
+                      why="forward + Grad-CAM++ cannot be faster than the forward it contains")
+    return {arm: {kind: t.rate(f"{arm}/{kind}", batch) for kind in ("forward", "gradcampp")} for arm in detectors}
 
 
 def run_arm_seed(arm: str, seed: int, paths: dict[str, Path], work: Path, args: argparse.Namespace, steps: int) -> dict:
@@ -214,7 +222,7 @@ def fmt(ci: dict[str, float]) -> str:
     return "n/a" if math.isnan(ci["estimate"]) else f"{ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding real-videos/ (for prepare)")
     parser.add_argument("--prepared", type=Path, default=None, help="reuse a folder prepare() already filled (e.g. runs/default-model/data)")
@@ -231,6 +239,7 @@ def main() -> None:
     parser.add_argument("--heldout-frames", type=int, default=64)
     parser.add_argument("--other-frames", type=int, default=32)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override the training config of every arm")
+    add_arguments(parser, repeats=7, warmup=1)  # for the images/s columns
     args = parser.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in arms if a not in ARMS]
@@ -257,7 +266,9 @@ def main() -> None:
                    for column, value in numbers.items() if value is not None]
     if differences:
         print(f"cross-check with evaluate()'s metrics.json: largest |difference| over {len(differences)} numbers = {max(differences):.2e}")
-    speed = throughput({arm: Detector.load(records[arm][0]["model_dir"], device=args.device) for arm in arms}, args.batch_size)
+    verdict = Verdict()
+    speed = throughput({arm: Detector.load(records[arm][0]["model_dir"], device=args.device) for arm in arms}, args.batch_size, verdict,
+                       repeats=args.repeats, warmup=args.warmup_rounds)
     table, results = [], {}
     for arm in arms:
         for test in TESTS:
@@ -266,18 +277,22 @@ def main() -> None:
             results[f"{arm}/{test}"] = cis
             first = records[arm][0]
             table.append([arm, test, *(fmt(cis[c]) for c in COLUMNS), f"{first['parameters']:,}",
-                          f"{speed[arm]['forward']:.1f}", f"{speed[arm]['gradcampp']:.1f}"])
+                          speed[arm]["forward"].show(1), speed[arm]["gradcampp"].show(1)])
     header = ["arm", "test", *COLUMNS, "params", "img/s", "img/s +G++"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in table]
     note = (f"{args.seeds} seed(s) per arm, {steps} steps each, {args.bootstrap} two-level bootstrap replicates (95% CI); "
             f"pixel-AUC / pointing game against the soft masks (M >= 0.5) of the held-out fakes; Average Drop % over correctly classified fakes; "
-            f"images/s at batch {args.batch_size} on {records[arms[0]][0]['device']}.")
+            f"images/s at batch {args.batch_size} on {records[arms[0]][0]['device']}: {legend(args.repeats, args.warmup_rounds)}.")
     (args.work / "ablation.md").write_text("\n".join(lines) + "\n\n" + note + "\n")
     (args.work / "ablation.json").write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "steps": steps,
-                                                         "results": results, "images_per_s": speed, "runs": records}, indent=2))
+                                                         "results": results,
+                                                         "images_per_s": {arm: {kind: v.median for kind, v in kinds.items()} for arm, kinds in speed.items()},
+                                                         "images_per_s_rounds": {arm: {kind: list(v.values) for kind, v in kinds.items()} for arm, kinds in speed.items()},
+                                                         "runs": records}, indent=2))
     print("\n".join(lines) + "\n\n" + note)
     print(f"\nwritten: {args.work / 'ablation.md'} and {args.work / 'ablation.json'}")
+    return verdict.report(args.strict, load=load_line("after the throughput rounds"))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

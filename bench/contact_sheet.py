@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from _timing import Stats, measure
 from deepfake_attention.data.faces import detect_faces
 from deepfake_attention.data.manifest import read_manifest
 from deepfake_attention.data.synth import family_config
@@ -49,19 +49,17 @@ def hits_per_frame(folder: Path) -> dict[str, Counter]:
     return result
 
 
-def detection_ms(video: Path, frames: int = 8) -> tuple[float, tuple[int, int]]:
-    """Median milliseconds of ``detect_faces`` on the first ``frames`` frames of ``video``."""
-    times, shape = [], (0, 0)
+def detection_ms(video: Path, frames: int = 8, repeats: int = 3) -> tuple[Stats, tuple[int, int]]:
+    """Milliseconds per frame of ``detect_faces`` on the first ``frames`` frames of ``video``: each
+    round detects on all of them, after one untimed warm-up round (the cascade loads on first use)."""
+    images = []
     with av.open(str(video)) as container:
-        for number, frame in enumerate(container.decode(video=0)):
-            image = frame.to_ndarray(format="rgb24")
-            shape = image.shape[:2]
-            start = time.perf_counter()
-            detect_faces(image)
-            times.append(time.perf_counter() - start)
-            if number + 1 == frames:
+        for frame in container.decode(video=0):
+            images.append(frame.to_ndarray(format="rgb24"))
+            if len(images) == frames:
                 break
-    return 1000 * statistics.median(times[1:] or times), shape
+    timings = measure({"detect": lambda: [detect_faces(image) for image in images] and None}, repeats=repeats, warmup=1)
+    return timings["detect"].map(lambda seconds: 1000 * seconds / len(images)), images[0].shape[:2]
 
 
 def alignment(folder: Path, family: str, seed: int, per_face: int = 4) -> tuple[float, float, float]:
@@ -148,7 +146,8 @@ def main() -> None:
         videos += [p for d in args.inputs if Path(d).is_dir() for p in sorted(Path(d).rglob("*.mp4"))]
         if videos:
             ms, shape = detection_ms(videos[0])
-            print(f"detection: {ms:.1f} ms per {shape[1]}x{shape[0]} frame (median of 7, Haar, 640 px copy)")
+            print(f"detection: {ms.show(1)} ms per {shape[1]}x{shape[0]} frame (Haar, 640 px copy; median [q1-q3] of {len(ms.values)} rounds "
+                  "over the first 8 frames, after a warm-up round)")
         sheet = Image.new("RGB", (6 * TILE, len(chosen) * (TILE + CAPTION) + CAPTION), "white")
         draw = ImageDraw.Draw(sheet)
         draw.text((4, 1), "real | fake | mask M | boundary 4M(1-M) | |fake-real| x4 | M contour", fill="black")

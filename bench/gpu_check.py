@@ -4,7 +4,12 @@ and fp16 (channels_last, and one contiguous-layout row for comparison), optional
 Grad-CAM++ and attention maps on CUDA against the CPU ones (max abs difference, with TF32 on and
 off, and under bf16); then ``analyze`` end to end on generated images with DataLoader workers.
 
-    python bench/gpu_check.py [--batch 64] [--steps 20] [--compile] [--model DIR] [--images 256] [--workers 4]
+    python bench/gpu_check.py [--batch 64] [--steps 20] [--compile] [--model DIR] [--images 256] [--workers 4] [--repeats 5] [--strict]
+
+Timings go through ``_timing``: all training settings are interleaved in one measurement, then all
+analysis settings in another (a warm-up round, then ``--repeats`` rotated rounds of
+``steps / repeats`` steps each, synchronised); figures are medians [IQR] and the verdict line
+follows the checks (``--strict``: also exit 1 when it is UNRELIABLE).
 
 Pass criteria (exit code 1 when one fails): fp32 CUDA maps with TF32 off within 1e-3 of the CPU
 maps (float32 summation order only); with TF32 on and under bf16 within 0.1 (the maps are min-max
@@ -25,6 +30,7 @@ import numpy as np
 import torch
 
 from _common import print_table
+from _timing import Verdict, add_arguments, legend, load_line, measure
 from deepfake_attention import AttentionMapModel, Detector, analyze
 from deepfake_attention.data.transforms import resize_square
 from deepfake_attention.detector import DEFAULT_MODEL_DIR
@@ -35,47 +41,43 @@ from deepfake_attention.train.losses import training_losses
 AMP_MODES = ("off", "bf16", "fp16")
 
 
-def timed(step: Callable[[], object], steps: int, warmup: int = 3) -> float:
-    """Seconds per call of ``step`` on the GPU (synchronised), after ``warmup`` calls."""
-    for _ in range(warmup):
-        step()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+def blocks(step: Callable[[], object], count: int) -> Callable[[], None]:
+    """``count`` calls of ``step`` as one timed call of a variant (``measure`` synchronises after it)."""
+
+    def run() -> None:
+        for _ in range(count):
+            step()
+
+    return run
 
 
-def train_rate(amp: str, batch: int, size: int, steps: int, *, layout: torch.memory_format, compile: bool) -> tuple[float, float, float]:
-    """(steps/s, samples/s, last loss) of AdamW steps on the trunk model with the training losses."""
+def train_step(amp: str, batch: int, size: int, *, layout: torch.memory_format, compile: bool, device: str = "cuda") -> tuple[Callable[[], None], Callable[[], float]]:
+    """One AdamW step on the trunk model with the training losses, and a function returning the last loss."""
     torch.manual_seed(0)
-    device = torch.device("cuda")
+    device = torch.device(device)
     model = AttentionMapModel(trunk="mobilenet_v2_s8").to(device, memory_format=layout).train()
     net = torch.compile(model) if compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     dtype = amp_dtype(amp, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     images = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=layout)
     labels = torch.arange(batch, device=device) % 2
     masks = torch.zeros(batch, 1, size, size, device=device)
     masks[1::2, :, size // 4 : size // 2, size // 4 : size // 2] = 1.0
     has_mask = labels.bool()
-    loss = torch.zeros(())
+    state = {"loss": torch.zeros(())}
 
     def step() -> None:
-        nonlocal loss
-        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = net(images)
         terms = training_losses(out["output"], out["attention_weights"], labels, masks, has_mask, LossSection())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms["total"]).backward()
         scaler.step(optimizer)
         scaler.update()
-        loss = terms["total"].detach()
+        state["loss"] = terms["total"].detach()
 
-    seconds = timed(step, steps)
-    return 1.0 / seconds, batch / seconds, float(loss)
+    return step, lambda: float(state["loss"])
 
 
 def crops(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
@@ -111,11 +113,12 @@ def map_check(model_dir: Path | None, batch: list[np.ndarray]) -> tuple[list[lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64, help="training batch and faces per forward pass")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per setting")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per setting, split over the --repeats rounds")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (adds a minute or two of compilation)")
     parser.add_argument("--model", default=None, help="checkpoint for the analysis rows (default: the shipped model)")
     parser.add_argument("--images", type=int, default=256, help="generated images for the end-to-end analyze run")
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers for the end-to-end analyze run")
+    add_arguments(parser, repeats=5, warmup=1)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device is available here (torch.cuda.is_available() is False); nothing to check. "
@@ -129,30 +132,41 @@ def main() -> int:
     started = time.perf_counter()
     ok = True
 
-    rows = []
+    per_block = max(1, args.steps // args.repeats)
+    print(legend(args.repeats, args.warmup_rounds) + f"; one timed call = {per_block} steps or batches, CUDA-synchronised")
+    verdict = Verdict()
     runs = [(amp, torch.channels_last, False) for amp in AMP_MODES] + [("bf16", torch.contiguous_format, False)]
     runs += [("bf16", torch.channels_last, True)] if args.compile else []
-    for amp, layout, compiled in runs:
-        steps_s, samples_s, loss = train_rate(amp, args.batch, size, args.steps, layout=layout, compile=compiled)
+    steps = {(amp, "channels_last" if layout == torch.channels_last else "contiguous", "yes" if compiled else "no"):
+             train_step(amp, args.batch, size, layout=layout, compile=compiled) for amp, layout, compiled in runs}
+    t = measure({name: blocks(step, per_block) for name, (step, _) in steps.items()}, repeats=args.repeats, warmup=args.warmup_rounds,
+                sync=torch.cuda.synchronize)
+    rows = []
+    for name, (_, last_loss) in steps.items():
+        loss = last_loss()
         ok &= bool(np.isfinite(loss))
-        rows.append([amp, "channels_last" if layout == torch.channels_last else "contiguous", "yes" if compiled else "no",
-                     f"{steps_s:.2f}", f"{samples_s:.0f}", f"{loss:.4f}"])
-    print("\ntraining (AdamW step, CE + attention losses)")
+        rows.append([*name, t.rate(name, per_block).show(2), t.rate(name, per_block * args.batch).show(0), f"{loss:.4f}"])
+    print("\ntraining (AdamW step, CE + attention losses; all settings interleaved)")
     print_table(["amp", "layout", "compile", "steps/s", "samples/s", "last loss"], rows)
+    del steps, t
 
     batch = crops(args.batch, size)
-    rows = []
-    for amp in AMP_MODES:
-        for cam in (True, False):
-            detector = Detector.load(model_dir, device="cuda", amp=amp)
-            seconds = timed(lambda: detector.predict(batch, cam=cam), args.steps)
-            rows.append([amp, "Grad-CAM++" if cam else "scores + attention", "no", f"{args.batch / seconds:.0f}"])
+    detectors = {amp: Detector.load(model_dir, device="cuda", amp=amp) for amp in AMP_MODES}
+    fns = {}
+    for amp, detector in detectors.items():
+        fns[amp, "Grad-CAM++", "no"] = blocks(lambda detector=detector: detector.predict(batch, cam=True), per_block)
+        fns[amp, "scores + attention", "no"] = blocks(lambda detector=detector: detector.predict(batch, cam=False), per_block)
     if args.compile:
-        detector = Detector.load(model_dir, device="cuda", amp="bf16", compile=True)
-        seconds = timed(lambda: detector.predict(batch, cam=False), args.steps)
-        rows.append(["bf16", "scores + attention", "yes", f"{args.batch / seconds:.0f}"])
-    print("\nanalysis: Detector.predict on uint8 crops (resize + normalise on CPU, pinned non-blocking copy, channels_last)")
+        compiled = Detector.load(model_dir, device="cuda", amp="bf16", compile=True)
+        fns["bf16", "scores + attention", "yes"] = blocks(lambda: compiled.predict(batch, cam=False), per_block)
+    t = measure(fns, repeats=args.repeats, warmup=args.warmup_rounds, sync=torch.cuda.synchronize)
+    rows = [[*name, t.rate(name, per_block * args.batch).show(0)] for name in fns]
+    for amp in AMP_MODES:
+        verdict.ratio(f"analysis {amp}: Grad-CAM++ time / scores-only time", t.ratio((amp, "Grad-CAM++", "no"), (amp, "scores + attention", "no")),
+                      at_least=1.0, why="Grad-CAM++ runs the scoring forward and more")
+    print("\nanalysis: Detector.predict on uint8 crops (resize + normalise on CPU, pinned non-blocking copy, channels_last; all settings interleaved)")
     print_table(["amp", "maps", "compile", "images/s"], rows)
+    del detectors, fns, t
 
     rows, passed = map_check(Path(args.model) if args.model else None, batch[:16])
     ok &= passed
@@ -175,7 +189,8 @@ def main() -> int:
               f"({args.images / seconds:.0f} items/s, model loading and worker start-up included); "
               f"model waited for data {summary.data_wait_fraction:.0%} of the time; counts {summary.counts}")
     print(f"\n{'ALL CHECKS PASSED' if ok else 'SOME CHECKS FAILED'} in {time.perf_counter() - started:.0f} s")
-    return 0 if ok else 1
+    unreliable = verdict.report(args.strict, load=load_line("after the run"))
+    return 0 if ok and not unreliable else 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,11 @@ with one thread, and two processes with ``cores // 2`` threads each (the table s
 2-core machine the ratio therefore measures processes against threads on the same cores, not
 added hardware; against the one-thread process it shows what a second core gives.
 
-    python bench/scale.py [--steps 20] [--batch 16] [--size 32] [--images 48] [--workers 1]
+The runs of one task are variants of one interleaved measurement (``_timing``: a warm-up round,
+then ``--repeats`` rotated rounds, each run in fresh processes and folders); figures are medians
+[IQR] and the ratios are paired per round, with the verdict as the last line.
+
+    python bench/scale.py [--steps 20] [--batch 16] [--size 32] [--images 48] [--workers 1] [--repeats 3] [--warmup-rounds 1] [--strict]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import json
 import os
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +43,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from _common import print_table
+from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 from deepfake_attention import AttentionMapModel, CheckpointConfig, Preprocess, analyze, save_checkpoint
 from deepfake_attention.train import load_config, train
 
@@ -75,7 +81,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rank(rank: int, world: int, threads: int, port: int, task: str, args: argparse.Namespace, folder: str) -> None:
+def _rank(rank: int, world: int, threads: int, port: int, task: str, args: argparse.Namespace, folder: str, run: int) -> None:
     torch.set_num_threads(threads)
     mp.set_start_method("fork", force=True)  # DataLoader workers fork, as under torchrun (spawn's children would spawn them)
     if world > 1:
@@ -86,14 +92,14 @@ def _rank(rank: int, world: int, threads: int, port: int, task: str, args: argpa
         cfg = load_config(None, [
             "model.trunk=none", "model.feature_dim=16", f"data.batch_size={args.batch}", f"data.size={args.size}", "optim.epochs=1",
             f"optim.max_steps={args.steps}", "optim.warmup_steps=2", f"run.checkpoint_every={10 * args.steps}", f"run.log_every={10 * args.steps}",
-            f"run.out='{folder}/train-{world}-{threads}'", "run.tensorboard=false", "run.device='cpu'",
+            f"run.out='{folder}/train-{world}-{threads}-{run}'", "run.tensorboard=false", "run.device='cpu'",
         ])
         data = PatchImages(args.steps * args.batch, args.size)
         result = train(cfg, train_set=data, progress=False)
         seconds = time.perf_counter() - start
         info = {"items": result.step * args.batch, "seconds": seconds, "wait": data.load_s / seconds}
     else:
-        summary = analyze([f"{folder}/images"], f"{folder}/analyze-{world}-{threads}", model=f"{folder}/ckpt", device="cpu", workers=args.workers,
+        summary = analyze([f"{folder}/images"], f"{folder}/analyze-{world}-{threads}-{run}", model=f"{folder}/ckpt", device="cpu", workers=args.workers,
                           batch_size=args.batch, progress=False)
         info = {"items": len(summary.rows), "seconds": time.perf_counter() - start, "wait": summary.data_wait_fraction}
     if world > 1:
@@ -102,7 +108,7 @@ def _rank(rank: int, world: int, threads: int, port: int, task: str, args: argpa
         dist.destroy_process_group()
         info = {"items": infos[0]["items"], "seconds": max(i["seconds"] for i in infos), "wait": sum(i["wait"] for i in infos) / world}
     if rank == 0:
-        Path(folder, f"{task}-{world}-{threads}.json").write_text(json.dumps(info))
+        Path(folder, f"{task}-{world}-{threads}-{run}.json").write_text(json.dumps(info))
 
 
 def make_inputs(folder: Path, args: argparse.Namespace) -> None:
@@ -115,31 +121,55 @@ def make_inputs(folder: Path, args: argparse.Namespace) -> None:
         Image.fromarray(rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)).save(folder / "images" / f"img{i:03d}.jpg", quality=90)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="training steps per run")
     parser.add_argument("--batch", type=int, default=16, help="global training batch; faces per forward pass in analysis")
     parser.add_argument("--size", type=int, default=32, help="model input side in pixels")
     parser.add_argument("--images", type=int, default=48, help="images analysed per run (640x480 JPEG)")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers per rank in analysis")
+    add_arguments(parser, repeats=3, warmup=1)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     print(f"torch {torch.__version__}; {cores} cores; gloo on 127.0.0.1; training: seed model feature_dim 16, {args.size}x{args.size}, "
           f"global batch {args.batch}, {args.steps} steps; analysis: {args.images} JPEG 640x480 -> {args.size}x{args.size}, Grad-CAM++ and panels, "
           f"{args.workers} DataLoader worker(s) per rank")
+    print(legend(args.repeats, args.warmup_rounds) + "; a rate is items / the seconds rank 0 measured inside its run")
+    configs = list(dict.fromkeys([(1, cores), (1, 1), (2, max(1, cores // 2))]))
+    verdict = Verdict()
     rows = []
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         make_inputs(Path(tmp), args)
+        runs = iter(range(1_000_000))
         for task, unit in (("train", "samples/s"), ("analyze", "items/s")):
-            rates = {}
-            for world, threads in dict.fromkeys([(1, cores), (1, 1), (2, max(1, cores // 2))]):
-                mp.spawn(_rank, args=(world, threads, free_port(), task, args, tmp), nprocs=world, join=True)
-                info = json.loads(Path(tmp, f"{task}-{world}-{threads}.json").read_text())
-                rates[world, threads] = rate = info["items"] / info["seconds"]
-                ratio = "" if world == 1 else " / ".join(f"{rate / rates[1, t]:.2f}" for t in sorted({cores, 1}, reverse=True))
-                rows.append([task, world, threads, info["items"], info["seconds"], f"{rate:.1f} {unit}", ratio, f"{info['wait']:.3f}"])
-    print_table(["task", "processes", "threads/process", "items", "seconds", "rate", f"ratio 2 procs / 1 proc ({cores} thr / 1 thr)", "data-wait share"], rows)
 
+            def launch(world: int, threads: int, task: str = task):
+                def call() -> dict:
+                    run = next(runs)  # every run writes to its own folders: a second train must not resume the first
+                    mp.spawn(_rank, args=(world, threads, free_port(), task, args, tmp, run), nprocs=world, join=True)
+                    return json.loads(Path(tmp, f"{task}-{world}-{threads}-{run}.json").read_text())
+                return call
+
+            t = measure({config: launch(*config) for config in configs}, repeats=args.repeats, warmup=args.warmup_rounds)
+            rates = {config: Stats.of(info["items"] / info["seconds"] for info in t.results[config]) for config in configs}
+            for world, threads in configs:
+                infos = t.results[world, threads]
+                ratio = ""
+                if world > 1:
+                    parts = []
+                    for base in sorted({cores, 1}, reverse=True):
+                        paired = Stats.of(a / b for a, b in zip(rates[world, threads].values, rates[1, base].values))
+                        # against one single-threaded process the cores are the bound; against a multi-threaded one
+                        # there is none (its threads may scale badly), only the spread is checked
+                        bound = world * threads if base == 1 else None
+                        verdict.ratio(f"{task}: {world} processes / 1 process with {base} thread(s)", paired, at_most=bound,
+                                      why=f"{world} processes of {threads} thread(s) use at most {world * threads} core(s)")
+                        parts.append(paired.show_ratio(2))
+                    ratio = " / ".join(parts)
+                rows.append([task, world, threads, infos[0]["items"], Stats.of(info["seconds"] for info in infos).show(2), f"{rates[world, threads].show(1)} {unit}",
+                             ratio, Stats.of(info["wait"] for info in infos).show(3)])
+    print_table(["task", "processes", "threads/process", "items", "seconds", "rate", f"ratio 2 procs / 1 proc ({cores} thr / 1 thr)", "data-wait share"], rows)
+    return verdict.report(args.strict, load=load_line("after the run"))
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,16 +3,19 @@
 1. On the two real videos in ``../shared/data/real-videos/`` (skipped with a message when absent):
    each stage timed alone on the same sampled frames -- decode (PyAV, sequential, 32 samples per
    video), face detection (the checkpoint's detector; Haar when it has none, see --detector), model
-   forward, Grad-CAM++ (forward + Grad-CAM++ minus forward) and rendering (timeline + contact sheet,
-   from the run's own timings) -- then ``analyze`` end to end with decoding and detection in
-   DataLoader workers overlapping the model: wall time, sampled frames/s and the ratio
-   end-to-end / slowest stage (goal <= 1.25).
+   forward, Grad-CAM++ (forward + Grad-CAM++ minus forward, paired per round) and rendering
+   (timeline + contact sheet, from the run's own timings) -- and ``analyze`` end to end with
+   decoding and detection in DataLoader workers overlapping the model: wall time, sampled frames/s
+   and the ratio end-to-end / slowest stage (goal <= 1.25). All of them are variants of one
+   interleaved measurement (``_timing``: warm-up round, rotated rounds, medians [IQR], paired
+   ratios); the speed part ends with its verdict line (``--strict``: exit 1 when UNRELIABLE).
 2. Peak RSS of ``analyze`` (one process, workers=0) on long 1080p videos the bench writes itself
    (cheap synthetic content: a face over a static textured background, 2 fps), for two lengths:
    with the default 32 samples and with ``fps=0.5`` (more samples for the longer video, streamed in
    chunks). Goal: flat in video length.
 
     python bench/video_speed.py [--model DIR] [--workers 1] [--frames 32] [--minutes 2 4] [--skip-speed] [--skip-memory]
+                               [--repeats 3] [--warmup-rounds 1] [--strict]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import print_table
-
+from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 from deepfake_attention import Detector, analyze
 from deepfake_attention.data.faces import find_faces
 from deepfake_attention.data.transforms import resize_square
@@ -49,65 +52,76 @@ def load_detector(model: str | None, detector: str) -> Detector:
     return loaded
 
 
-def stage_times(videos: list[Path], detector: Detector, frames: int, batch: int) -> dict[str, float]:
-    """Each stage alone, in this process, on the same sampled frames (seconds)."""
+def stage_variants(videos: list[Path], detector: Detector, frames: int, batch: int, workers: int, out: Path) -> tuple[dict, dict[str, int]]:
+    """One callable per stage, each doing its stage alone on the same sampled frames, plus ``analyze``
+    end to end; the inputs of the later stages are made once here, untimed."""
     pre = detector.config.preprocess
-    start = time.perf_counter()
     decoded = [frame.image for video in videos for frame in iter_sampled_frames(video, frames=frames)]
-    decode = time.perf_counter() - start
-    start = time.perf_counter()
     crops = [resize_square(face.crop, pre.size) for image in decoded for face in find_faces(image, pre)]
-    detect = time.perf_counter() - start
-    detector.predict(crops[:batch], cam=True)  # warm-up (thread pools, allocator)
+    runs = iter(range(1_000_000))
 
-    def model(cam: bool) -> float:
-        start = time.perf_counter()
+    def decode() -> None:
+        for video in videos:
+            for _ in iter_sampled_frames(video, frames=frames):
+                pass
+
+    def detect() -> None:
+        [resize_square(face.crop, pre.size) for image in decoded for face in find_faces(image, pre)]
+
+    def model(cam: bool) -> None:
         for begin in range(0, len(crops), batch):
             detector.predict(crops[begin : begin + batch], cam=cam)
-        return time.perf_counter() - start
 
-    forward = min(model(False) for _ in range(2))
-    with_cam = min(model(True) for _ in range(2))
-    return {"sampled frames": len(decoded), "faces": len(crops), "decode": decode, "face detection": detect,
-            "model forward": forward, "Grad-CAM++": max(0.0, with_cam - forward)}
+    def end_to_end() -> dict:
+        summary = analyze(videos, out / f"run{next(runs)}", model=detector, frames=frames, workers=workers, batch_size=batch, progress=False)
+        return {"frames": sum(len(row.extra["frames"]) for row in summary.rows), "timings": [row.extra["timings"] for row in summary.rows],
+                "rows": [(Path(row.path).name, row.status, row.prob_fake, row.faces, row.extra["frames_without_face"], row.model_trained)
+                         for row in summary.rows]}
+
+    fns = {"decode": decode, "face detection": detect, "model forward": lambda: model(False), "forward + Grad-CAM++": lambda: model(True),
+           "end to end": end_to_end}
+    return fns, {"sampled frames": len(decoded), "faces": len(crops)}
 
 
-def speed(args: argparse.Namespace) -> None:
+def speed(args: argparse.Namespace) -> int:
     videos = sorted(REAL_VIDEOS.glob("*.mp4")) if REAL_VIDEOS.is_dir() else []
     if len(videos) < 2:
         print(f"SKIPPED speed: the two real videos are not in {REAL_VIDEOS} (they ship beside the project, not with it)")
-        return
+        return 0
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
           f"videos: {', '.join(v.name for v in videos)}; {args.frames} samples each, batch {args.batch}, workers {args.workers}")
+    print(legend(args.repeats, args.warmup_rounds))
     detector = load_detector(args.model, args.detector)
-    stages = stage_times(videos, detector, args.frames, args.batch)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = []
-        for k in range(2):  # the second run is warm (imports, fork of the workers' page cache)
-            start = time.perf_counter()
-            summary = analyze(videos, Path(tmp) / f"run{k}", model=detector, frames=args.frames, workers=args.workers,
-                              batch_size=args.batch, progress=False)
-            runs.append((time.perf_counter() - start, summary))
-        wall, summary = min(runs, key=lambda run: run[0])
-    timings = [row.extra["timings"] for row in summary.rows]
-    stages["rendering"] = sum(t["render_s"] for t in timings)
-    in_pipeline = {key: sum(t[key] for t in timings) for key in ("decode_s", "detect_s", "model_s", "render_s")}
-    timed = {k: v for k, v in stages.items() if k not in ("sampled frames", "faces")}
-    slowest = max(timed, key=timed.get)
-    print(f"\nstages alone ({stages['sampled frames']} sampled frames, {stages['faces']} faces):")
-    print_table(["stage", "seconds", "frames/s"], [[name, sec, stages["sampled frames"] / sec if sec else float("inf")] for name, sec in timed.items()])
+        fns, counts = stage_variants(videos, detector, args.frames, args.batch, args.workers, Path(tmp))
+        t = measure(fns, repeats=args.repeats, warmup=args.warmup_rounds)
+    runs = t.results["end to end"]
+    rounds = [{"decode": t.seconds["decode"][r], "face detection": t.seconds["face detection"][r], "model forward": t.seconds["model forward"][r],
+               "Grad-CAM++": t.seconds["forward + Grad-CAM++"][r] - t.seconds["model forward"][r],
+               "rendering": sum(timing["render_s"] for timing in runs[r]["timings"])} for r in range(t.repeats)]
+    stages = {name: Stats.of(values[name] for values in rounds) for name in rounds[0]}
+    verdict = Verdict()
+    verdict.ratio("(forward + Grad-CAM++) / forward", t.ratio("forward + Grad-CAM++", "model forward"), at_least=1.0,
+                  why="forward + Grad-CAM++ cannot be faster than the forward it contains")
+    slowest = max(stages, key=lambda name: stages[name].median)
+    ratio = verdict.ratio("end-to-end / slowest stage", Stats.of(t.seconds["end to end"][r] / max(rounds[r].values()) for r in range(t.repeats)))
+    frames = runs[0]["frames"]
+    print(f"\nstages alone ({counts['sampled frames']} sampled frames, {counts['faces']} faces; Grad-CAM++ = per-round (forward + Grad-CAM++) - forward, "
+          f"rendering = from each round's end-to-end run):")
+    print_table(["stage", "seconds", "frames/s"], [[name, stats.show(), "n/a (not > 0 s)" if stats.low <= 0 else stats.map(lambda sec: counts["sampled frames"] / sec).show(1)]
+                                                  for name, stats in stages.items()])
+    in_pipeline = {key: Stats.of(sum(timing[key] for timing in run["timings"]) for run in runs) for key in ("decode_s", "detect_s", "model_s", "render_s")}
     print("\nsame stages inside the overlapped run (workers decode and detect while the model runs): "
-          + ", ".join(f"{k} {v:.2f} s" for k, v in in_pipeline.items()))
-    frames = sum(len(row.extra["frames"]) for row in summary.rows)
-    print(f"\nend to end: {wall:.2f} s for {frames} sampled frames = {frames / wall:.1f} frames/s "
-          f"(best of {len(runs)}: {', '.join(f'{r[0]:.2f}' for r in runs)} s)")
-    print(f"end-to-end / slowest stage ({slowest}, {timed[slowest]:.2f} s) = {wall / timed[slowest]:.2f}  (goal <= 1.25); "
-          f"sum of stages {sum(timed.values()):.2f} s")
-    for row in summary.rows:
-        print(f"  {Path(row.path).name}: {row.status} P(fake)={row.prob_fake:.4f} tracks={row.faces} "
-              f"frames without face={row.extra['frames_without_face']}" + ("  [UNTRAINED placeholder]" if not row.model_trained else ""))
+          + ", ".join(f"{k} {v.show(2)} s" for k, v in in_pipeline.items()))
+    wall = t["end to end"]
+    print(f"\nend to end: {wall.show(2)} s for {frames} sampled frames = {wall.map(lambda sec: frames / sec).show(1)} frames/s")
+    print(f"end-to-end / slowest stage per round (slowest by median: {slowest}, {stages[slowest].show(2)} s) = {ratio.show_ratio(2)}  (goal <= 1.25); "
+          f"sum of stages {Stats.of(sum(values.values()) for values in rounds).show(2)} s")
+    for name, status, prob, faces, without, trained in runs[-1]["rows"]:
+        print(f"  {name}: {status} P(fake)={prob:.4f} tracks={faces} frames without face={without}" + ("  [UNTRAINED placeholder]" if not trained else ""))
+    return verdict.report(args.strict, load=load_line("after the speed part"))
 
 
 def make_long_video(path: Path, minutes: float, fps: float = 2.0) -> Path:
@@ -146,8 +160,9 @@ def memory(args: argparse.Namespace) -> None:
                 result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
                 rows.append([f"{minutes:g} min", f"{video.stat().st_size / 2**20:.1f} MiB ({made:.0f} s to make)", " ".join(sampling),
                              result["sampled"], result["seconds"], result["rss_before_mib"], result["peak_rss_mib"]])
-    print("\npeak memory of analyze (one process, workers=0) on generated 1920x1080 videos at 2 fps:")
-    print_table(["length", "file", "sampling", "sampled frames", "seconds", "RSS before MiB", "peak RSS MiB"], rows)
+    print("\npeak memory of analyze (one process, workers=0) on generated 1920x1080 videos at 2 fps "
+          "(a memory figure: 'seconds' is one run, for orientation only, not a timing benchmark):")
+    print_table(["length", "file", "sampling", "sampled frames", "seconds (one run)", "RSS before MiB", "peak RSS MiB"], rows)
 
 
 def memory_child(args: argparse.Namespace) -> None:
@@ -174,7 +189,7 @@ def _current_rss_mib() -> float | None:
     return None
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
     parser.add_argument("--detector", default="haar", help="face detector when the checkpoint has none (default haar)")
@@ -186,15 +201,18 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--fps", type=float, default=None, help=argparse.SUPPRESS)
+    add_arguments(parser, repeats=3, warmup=1)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args)
-        return
+        return 0
+    code = 0
     if not args.skip_speed:
-        speed(args)
+        code = speed(args)
     if not args.skip_memory:
         memory(args)
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -228,3 +228,61 @@ def test_maths_in_fp32_under_autocast(seed_model: AttentionMapModel, dtype: torc
     assert mixed.dtype == torch.float32 and torch.isfinite(mixed).all()
     assert float((mixed - exact).abs().max()) < 0.1
     assert float(torch.corrcoef(torch.stack([mixed.flatten(), exact.flatten()]))[0, 1]) > 0.99
+
+
+def _reaches_through_a_mean(model: nn.Module, layer: str, x: torch.Tensor) -> bool:
+    from deepfake_attention.explain import cam as cam_module
+
+    store = {}
+    with cam_module._captured_activation(model.get_submodule(layer), store):
+        out = model(x)
+    return cam_module._spatial_mean_edge(out["output"][:, 1].sum(), store["activation"]) is not None
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_pooled_gradient_shortcut_equals_the_full_gradient(seed_model: AttentionMapModel, layout, monkeypatch) -> None:
+    """Before global pooling dS/dA is taken at the pooled output (never materialised); same maps as the full gradient."""
+    from deepfake_attention.explain import cam as cam_module
+
+    model = seed_model.to(memory_format=layout)
+    x = torch.randn(3, 3, 12, 14).contiguous(memory_format=layout)
+    assert _reaches_through_a_mean(model, "feature_extractor.8", x)
+    assert not _reaches_through_a_mean(model, "feature_extractor.5", x)  # a conv follows: gradients vary over space
+    shortcut = GradCAMPlusPlus(model)(x, 1, normalize=False)
+    plain = GradCAM(model)(x, 1, normalize=False)
+    monkeypatch.setattr(cam_module, "_spatial_mean_edge", lambda root, activation: None)
+    torch.testing.assert_close(shortcut, GradCAMPlusPlus(model)(x, 1, normalize=False), rtol=1e-6, atol=1e-6 * float(shortcut.abs().max()))
+    torch.testing.assert_close(plain, GradCAM(model)(x, 1, normalize=False), rtol=1e-6, atol=1e-6 * float(plain.abs().max()))
+    ref = reference_gradcampp(model, model.feature_extractor[8], x, logit(1))
+    torch.testing.assert_close(shortcut, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+POOLINGS = {
+    "mean over (2, 3)": (lambda a: a.mean(dim=(2, 3)), True),
+    "mean over (-1, -2), keepdim": (lambda a: a.mean(dim=(-1, -2), keepdim=True).flatten(1), True),
+    "mean over w, then over h": (lambda a: a.mean(dim=3).mean(dim=2), False),  # constant gradient, but not one mean: general path
+    "mean and max": (lambda a: torch.cat([a.mean(dim=(2, 3)), a.amax(dim=(2, 3))], dim=1), False),  # A reached twice
+}
+
+
+@pytest.mark.parametrize("pooling", list(POOLINGS))
+def test_pooled_shortcut_only_when_the_score_reaches_the_activation_through_one_spatial_mean(pooling: str) -> None:
+    pool, shortcut = POOLINGS[pooling]
+
+    class Pooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.act = nn.ReLU()
+            self.head = nn.LazyLinear(2)
+
+        def forward(self, x: torch.Tensor) -> dict:
+            return {"output": self.head(pool(self.act(self.conv(x))))}
+
+    model = Pooled().eval()
+    x = torch.randn(2, 3, 6, 7)
+    model(x)  # materialise the lazy head
+    assert _reaches_through_a_mean(model, "act", x) is shortcut
+    ref = reference_gradcampp(model, model.act, x, logit(1))
+    ours = GradCAMPlusPlus(model, "act")(x, 1, normalize=False)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
