@@ -2,17 +2,17 @@
 
 Every arm trains the default recipe (``configs/default_model.toml``: the seed block on the
 MobileNetV2 trunk, self-blended fakes made on the fly) for the same number of steps per seed, is
-calibrated on the recipe's calibration split, then scored on the same held-out sets: the held-out
-identity (``test_sbi``) and the differently made family (``test_other``). One table: AUC, EER,
+calibrated on the recipe's calibration people, then scored on the same held-out sets: the test people's
+self-blends (``test_sbi``) and the differently made family (``test_other``). One table: AUC, EER,
 attention pixel-AUC and pointing game against the forgery masks (Grad-CAM++ and the attention
 gate), Average Drop, parameter count and images/s, each metric with a 95% CI from a two-level
 bootstrap (seeds resampled, then test faces resampled within each class; the estimate is the
-mean over seeds). Data come from ``train.recipe.prepare`` (or an existing prepared folder).
+mean over seeds). Data come from ``recipe.run.prepare`` (or an existing prepared folder).
 
     python bench/ablation.py --data ../shared/data --work runs/ablation                   # 4 arms x 3 seeds, 150 steps
     python bench/ablation.py --prepared runs/default-model/data --work runs/ablation --minutes 15
     python bench/ablation.py --data ../shared/data --work /tmp/abl --arms seed,both --seeds 1 --steps 2 \\
-        --train-frames 2 --heldout-frames 4 --other-frames 2 --set data.size=64 --set data.batch_size=8   # smoke
+        --limit 20 --frames-per-video 2 --no-landmarks --set data.size=64 --set data.batch_size=8   # smoke
 
 Runs already finished in ``--work`` are reused (delete a run folder to redo it). Writes
 ``ablation.json`` (per-seed numbers, CIs, settings) and ``ablation.md`` (the table) into ``--work``.
@@ -43,7 +43,7 @@ from deepfake_attention.evaluation.sections import batches, predict_probs
 from deepfake_attention.evaluation.run import evaluate
 from deepfake_attention.metrics import auc_roc, equal_error_rate, explanation_images, localization_scores
 from deepfake_attention.train import load_config, train
-from deepfake_attention.recipe.run import CONFIG, prepare
+from deepfake_attention.recipe.run import CONFIG, prepare, read_prepared
 
 ARMS = {
     "seed": [],
@@ -57,13 +57,11 @@ COLUMNS = ["auc", "eer", "pixel_auc/gradcampp", "pointing/gradcampp", "pixel_auc
 
 
 def prepared_paths(folder: Path) -> dict[str, Path]:
-    """The paths ``prepare`` returns, for a folder it already filled (raises when one is missing)."""
-    paths = {"faces_train": folder / "faces-train", "prior_masks": folder / "faces-train" / "manifest.csv",
-             "calibration": folder / "heldout-sbi" / "calibration.csv", "test_sbi": folder / "heldout-sbi" / "test.csv",
-             "test_other": folder / "heldout-other" / "manifest.csv"}
+    """The paths ``prepare`` wrote for a folder it already filled (raises when it did not)."""
+    paths = {name: Path(path) for name, path in read_prepared(folder)["paths"].items()}
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
-        raise FileNotFoundError(f"{folder} is not a prepared data folder; missing {missing}")
+        raise FileNotFoundError(f"{folder} is not a complete prepared data folder; missing {missing}")
     return paths
 
 
@@ -224,7 +222,7 @@ def fmt(ci: dict[str, float]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding real-videos/ (for prepare)")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding real-faces/ and real-videos/ (for prepare)")
     parser.add_argument("--prepared", type=Path, default=None, help="reuse a folder prepare() already filled (e.g. runs/default-model/data)")
     parser.add_argument("--work", type=Path, default=Path("runs/ablation"), help="output folder (runs, ablation.json, ablation.md)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms out of {','.join(ARMS)}")
@@ -235,9 +233,9 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates per CI (default 1000)")
     parser.add_argument("--reports", action=argparse.BooleanOptionalAction, default=True, help="also run evaluate() per run (metrics.json, report.html)")
-    parser.add_argument("--train-frames", type=int, default=96)
-    parser.add_argument("--heldout-frames", type=int, default=64)
-    parser.add_argument("--other-frames", type=int, default=32)
+    parser.add_argument("--frames-per-video", type=int, default=8, help="frames sampled from each video by prepare (default 8)")
+    parser.add_argument("--limit", type=int, default=None, help="prepare only the first N corpus files (smoke runs)")
+    parser.add_argument("--landmarks", action=argparse.BooleanOptionalAction, default=True, help="68-point landmark masks (default on)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override the training config of every arm")
     add_arguments(parser, repeats=7, warmup=1)  # for the images/s columns
     args = parser.parse_args()
@@ -251,7 +249,10 @@ def main() -> int:
         try:
             paths = prepared_paths(args.work / "data")
         except FileNotFoundError:
-            paths = prepare(args.data, args.work / "data", train_frames=args.train_frames, heldout_frames=args.heldout_frames, other_frames=args.other_frames)
+            base = load_config(Path(str(resources.files("deepfake_attention.configs") / CONFIG)), args.overrides)
+            prepare(args.data, args.work / "data", detector=base.data.detector, crop_scale=base.data.crop_scale, crop_border=base.data.crop_border,
+                    frames_per_video=args.frames_per_video, landmarks=args.landmarks, limit=args.limit)
+            paths = prepared_paths(args.work / "data")
     steps = args.steps
     if args.minutes is not None:
         slowest = "both" if "both" in arms else arms[-1]

@@ -48,6 +48,7 @@ CONFIG = "default_model.toml"
 SPLIT_SEED = 20261201
 """Seed of the identity split, fixed before any training (recorded in ``summary.json`` and the card)."""
 TARGET_FPR = 0.05
+PREPARED_FILE = "prepared.json"
 HELDOUT = {"calibration": ("sbi", 1001), "test_sbi": ("sbi", 2002), "test_other": ("other", 3003)}
 """Held-out set -> (fake family, seed); the calibration set is made of the calibration people, the tests of the test people."""
 
@@ -73,8 +74,19 @@ def prepare(data_root: Path, work: Path, *, detector: str, crop_scale: float, cr
         out = work / f"heldout-{name}"
         write_fakes(read_faces(folders[people]), out, per_face=1, seed=seed, family=family, config=family_config(family), progress=progress)
         paths[name] = str(out / "manifest.csv")
-    return {"paths": paths, "split_seed": SPLIT_SEED, "split": split_summary(files, splits), "faces": len(infos), "missed": missed,
-            "frames_per_video": frames_per_video, "landmarks": landmarks}
+    paths["prior_masks"] = paths["calibration"]  # the localisation baseline: the mean blend mask, from people the tests never see
+    prepared = {"paths": paths, "split_seed": SPLIT_SEED, "split": split_summary(files, splits), "faces": len(infos), "missed": missed,
+                "frames_per_video": frames_per_video, "landmarks": landmarks}
+    atomic_write_json(work / PREPARED_FILE, prepared)
+    return prepared
+
+
+def read_prepared(work: Path) -> dict[str, Any]:
+    """What :func:`prepare` returned for ``work``, from the ``prepared.json`` it wrote (raises when absent)."""
+    path = work / PREPARED_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{work} is not a prepared data folder: {PREPARED_FILE} is missing (run prepare first)")
+    return json.loads(path.read_text())
 
 
 def _faces(work: Path) -> list[FaceInfo]:
@@ -118,8 +130,8 @@ def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[s
     evaluations = {}
     for name in ("test_sbi", "test_other"):
         command = f"deepfake-attention evaluate {paths[name]} --model {result.model_dir}" + (" --robustness" if robustness and name == "test_sbi" else "")
-        evaluations[name] = str(evaluate(paths[name], out / f"eval-{name}", model=result.model_dir, robustness=robustness and name == "test_sbi",
-                                         command=command).metrics_path)
+        evaluations[name] = str(evaluate(paths[name], out / f"eval-{name}", model=result.model_dir, prior_masks=paths["prior_masks"],
+                                         robustness=robustness and name == "test_sbi", command=f"{command} --prior-masks {paths['prior_masks']}").metrics_path)
     units = {"model": _unit_reports(Detector.load(result.model_dir), paths, faces)}
     if previous is not None and (Path(previous) / CONFIG_FILE).is_file():
         old = Detector.load(previous)
