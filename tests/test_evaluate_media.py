@@ -163,7 +163,7 @@ def test_fpr_per_source_and_the_no_face_convention(media_set: dict, run: tuple) 
     assert sources["original"]["missing_at_half"] == {"n": 3, "fpr": pytest.approx(np.mean(np.array(original + [0.5]) >= THRESHOLD))}
     assert sources["original"]["missing_at_half"]["fpr"] > sources["original"]["scored"]["fpr"]  # noface.png is a false alarm at 0.5
     assert sources["actors"]["scored"]["fpr"] == float(scores["real.mp4"] >= THRESHOLD)
-    assert "DFDC" in metrics["media"]["convention"] and metrics["media"]["missing_score"] == 0.5
+    assert "undecided score" in metrics["media"]["convention"] and metrics["media"]["missing_score"] == 0.5
 
 
 def test_confidence_intervals(media_set: dict, run: tuple) -> None:
@@ -182,7 +182,7 @@ def test_confidence_intervals(media_set: dict, run: tuple) -> None:
 def test_report_and_summary(run: tuple) -> None:
     metrics, result, _ = run
     page = result.report_path.read_text()
-    for text in ("Media level", "Face level", "SBI", "Tint", "actors", "ROC", "broken.png", "noface.png", "DFDC", "analysis/report.html"):
+    for text in ("Media level", "Face level", "SBI", "Tint", "actors", "ROC", "broken.png", "noface.png", "undecided score", "analysis/report.html"):
         assert text in page, text
     assert (result.out_dir / "analysis" / "report.html").is_file() and not (result.out_dir / "analysis" / "panels").exists()
     text = media_text_summary(metrics)

@@ -315,3 +315,18 @@ def _absolute(path: str, folder: Path) -> str:
 def _relative(path: str, folder: Path) -> str:
     absolute = Path(_absolute(path, folder))
     return absolute.relative_to(folder).as_posix() if absolute.is_relative_to(folder) else str(absolute)
+
+
+def manifest_rows(source: str | Path | Sequence[ManifestRow], what: str = "manifest", split: str | None = None) -> list[ManifestRow]:
+    """The rows of a manifest file or of a sequence of rows, of ``split`` when given; none is an error
+    (``what`` names the source in messages)."""
+    if isinstance(source, (str, Path)):
+        rows = read_manifest(source)
+    elif isinstance(source, Sequence) and all(isinstance(row, ManifestRow) for row in source):
+        rows = list(source)
+    else:
+        raise TypeError(f"{what} must be a manifest path or a sequence of ManifestRow, got {type(source).__name__}")
+    rows = rows if split is None else filter_split(rows, split)
+    if not rows:
+        raise ValueError(f"the {what} has no rows" + (f" in split {split!r}" if split is not None else ""))
+    return rows

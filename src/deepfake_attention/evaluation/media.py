@@ -39,7 +39,7 @@ from typing import Any
 
 from ..analysis import AnalyzeOptions, RunSummary, analyze
 from ..analysis.results import STATUSES, ResultRow
-from ..data.manifest import SPLITS, ManifestRow, filter_split, read_manifest
+from ..data.manifest import SPLITS, ManifestRow, manifest_rows
 from ..detector import Detector
 from ..files import atomic_write_bytes, atomic_write_json
 from .media_levels import CONVENTION, LEVELS, MISSING_SCORE, CISettings, ScoredFile, level_section
@@ -115,15 +115,7 @@ def face_scores(row: ResultRow) -> list[float]:
 
 
 def _media_rows(source: str | Path | Sequence[ManifestRow], split: str | None) -> list[ManifestRow]:
-    if isinstance(source, (str, Path)):
-        rows = read_manifest(source)
-    elif isinstance(source, Sequence) and all(isinstance(row, ManifestRow) for row in source):
-        rows = list(source)
-    else:
-        raise TypeError(f"manifest must be a manifest path or a sequence of ManifestRow, got {type(source).__name__}")
-    rows = rows if split is None else filter_split(rows, split)
-    if not rows:
-        raise ValueError("the manifest has no rows" + (f" in split {split!r}" if split is not None else ""))
+    rows = manifest_rows(source, "manifest", split)
     seen: dict[str, ManifestRow] = {}
     for row in rows:
         if row.path in seen:

@@ -24,8 +24,8 @@ from .sections import one_class_reason
 MISSING_SCORE = 0.5
 CONVENTION = ("Files where no face was found, or that could not be read, are never dropped: every group counts them, and each "
               "figure is given twice: over the scored files only ('scored'), and with every such file as one item at P(fake) = 0.5 "
-              "('missing_at_half'), the common benchmark convention (DFDC challenge entries, for instance, score a video without a "
-              "detected face 0.5). At a threshold <= 0.5 such a file counts as called fake.")
+              "('missing_at_half'): an undecided score, as many benchmark pipelines give a video in which no face was found. "
+              "At a threshold <= 0.5 such a file counts as called fake.")
 LEVELS = {"media_level": "file", "face_level": "face"}
 """The two levels of ``metrics.json["media"]`` and the unit of their items."""
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import read_mask
 from ..data.inputs import kind_of
-from ..data.manifest import SPLITS, ManifestRow, filter_split, read_manifest
+from ..data.manifest import SPLITS, ManifestRow, manifest_rows
 from ..data.media import MediaError, read_image
 from ..data.perturb import PERTURBATIONS, apply_perturbation, perturbation_name
 from ..data.transforms import FAKE_INDEX
@@ -114,15 +114,7 @@ class EvalResult:
 
 
 def _rows(source: RowSource, what: str, split: str | None) -> list[ManifestRow]:
-    if isinstance(source, (str, Path)):
-        rows = read_manifest(source)
-    elif isinstance(source, Sequence) and all(isinstance(row, ManifestRow) for row in source):
-        rows = list(source)
-    else:
-        raise TypeError(f"{what} must be a manifest path or a sequence of ManifestRow, got {type(source).__name__}")
-    rows = rows if split is None else filter_split(rows, split)
-    if not rows:
-        raise ValueError(f"the {what} has no rows" + (f" in split {split!r}" if split is not None else ""))
+    rows = manifest_rows(source, what, split)
     videos = [row.path for row in rows if kind_of(row.path) == "video"]
     if videos:
         raise ValueError(f"the {what} lists {len(videos)} video(s), e.g. {videos[0]}, but evaluate scores face crops as they are. For whole "
