@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import pickle
 from pathlib import Path
 
@@ -9,13 +11,16 @@ import av
 import cv2
 import numpy as np
 import pytest
+from matplotlib import cbook
+from PIL import Image
 from skimage import data
 
 from deepfake_attention import analyze
+from deepfake_attention.checkpoint import CONFIG_FILE, read_config
 from deepfake_attention.crops import square_crop_box
 from deepfake_attention.data import landmarks as landmarks_module
 from deepfake_attention.data.detectors import HaarFaceDetector, get_face_detector, nms
-from deepfake_attention.data.faces import FaceCrop, detect_faces, whole_image
+from deepfake_attention.data.faces import FaceCrop, detect_faces, find_faces, whole_image
 from deepfake_attention.data.landmarks import LandmarkPredictor, LandmarksUnavailableError, landmarks_available
 
 from .conftest import REAL_VIDEOS, make_checkpoint, write_image
@@ -99,8 +104,10 @@ def test_nms_drops_overlapping_and_nested_boxes() -> None:
 
 
 def test_detector_errors_and_pickling(astronaut: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="unknown face detector 'mtcnn'"):
-        detect_faces(astronaut, "mtcnn")
+    with pytest.raises(ValueError, match="unknown face detector 'retinaface'"):
+        detect_faces(astronaut, "retinaface")
+    with pytest.raises(ValueError, match="invalid options .* for the mtcnn face detector"):
+        get_face_detector("mtcnn", {"min_faces": 20})
     with pytest.raises(ValueError, match=r"RGB uint8 \[H, W, 3\]"):
         detect_faces(astronaut.astype(np.float32))
     with pytest.raises(TypeError, match="numpy array"):
@@ -190,3 +197,29 @@ def test_analyze_finds_faces_with_a_haar_checkpoint(astronaut: np.ndarray, tmp_p
     assert summary.counts == {"ok": 1, "no_face": 1, "error": 0} and summary.exit_code == 0
     whole = analyze([folder], tmp_path / "out2", model=checkpoint, device="cpu", cam=False, save_maps="none", progress=False, face_detect=False)
     assert [row.detections[0].box for row in whole.rows] == [(0, 0, 512, 512), (0, 0, 300, 200)]
+
+
+def test_mtcnn_checkpoint_finds_a_tight_crop_pads_it_and_reports_five_landmarks(tmp_path: Path) -> None:
+    """What analyze does with an MTCNN checkpoint: a face filling the image is found, its padded crop keeps
+    it centred (crop_box past the image), and the row carries landmarks5 in original pixels; Haar gives none."""
+    photo = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    (face,) = detect_faces(photo, "mtcnn")
+    x0, y0, x1, y1 = square_crop_box(face.box, photo.shape, 1.0)
+    tight = np.asarray(Image.fromarray(photo[y0:y1, x0:x1]).resize((240, 240), Image.BILINEAR))
+    Image.fromarray(tight).save(tmp_path / "tight.png")
+    ckpt = make_checkpoint(tmp_path / "mtcnn", detector="mtcnn", size=32)
+    config = read_config(ckpt)
+    pre = dataclasses.replace(config.preprocess, crop_border="constant")
+    (ckpt / CONFIG_FILE).write_text(json.dumps(dataclasses.replace(config, preprocess=pre).to_json()))
+    row = analyze([tmp_path / "tight.png"], tmp_path / "out", model=ckpt, save_maps="none", cam=False, progress=False).rows[0]
+    assert row.status == "ok" and row.faces == 1
+    (det,) = row.detections
+    bx0, by0, bx1, by1 = det.box
+    assert len(det.landmarks5) == 5 and det.det_score > 0.9
+    (lx, ly), (rx, ry), (nx, ny) = det.landmarks5[:3]
+    assert bx0 <= lx < nx < rx <= bx1 and by0 <= min(ly, ry) < ny <= by1  # eyes either side of the nose, above it
+    found = find_faces(tight, pre)[0]
+    assert found.crop_box[0] < 0 or found.crop_box[1] < 0 or found.crop_box[2] > 240 or found.crop_box[3] > 240  # padded, not shifted
+    assert found.crop.shape[0] == found.crop_box[3] - found.crop_box[1]
+    haar = detect_faces(photo, "haar")
+    assert haar and all(f.landmarks5 is None for f in haar)

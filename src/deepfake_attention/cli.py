@@ -241,8 +241,11 @@ def _add_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--landmarks", action=argparse.BooleanOptionalAction, default=False,
                         help="68-point landmark masks (needs: pip install 'deepfake-attention[landmarks]'); default: face-box shapes")
     parser.add_argument("--frames-per-video", type=int, default=8, help="frames sampled uniformly from each video (default 8)")
-    parser.add_argument("--detector", choices=("haar", "dlib"), default="haar", help="face detector (default haar; dlib needs the landmarks extra)")
+    parser.add_argument("--detector", choices=("mtcnn", "haar", "dlib"), default="mtcnn",
+                        help="face detector (default mtcnn, as new checkpoints; haar as the first wave's; dlib needs the landmarks extra)")
     parser.add_argument("--crop-scale", type=float, default=1.3, help="square crop side as a multiple of the face box (default 1.3)")
+    parser.add_argument("--crop-border", choices=("constant", "replicate", "reflect", "shift"), default="constant",
+                        help="a crop past the image border: padded black (default), with its edge or its mirror, or shifted inside (the first wave's)")
     parser.add_argument("--size", type=int, default=None, help="side of the written images in pixels (default: each crop's own size)")
     parser.add_argument("--no-real", action="store_true", help="leave the real crops out of the manifest")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -254,7 +257,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     manifest = synthesize(
         args.inputs, args.out, per_face=args.per_face, seed=args.seed, family=args.family, landmarks=args.landmarks,
-        frames_per_video=args.frames_per_video, detector=args.detector, crop_scale=args.crop_scale,
+        frames_per_video=args.frames_per_video, detector=args.detector, crop_scale=args.crop_scale, crop_border=args.crop_border,
         include_real=not args.no_real, config=family_config(args.family, out_size=args.size), progress=False if args.quiet else None,
     )
     print(f"manifest: {manifest}")

@@ -218,13 +218,14 @@ def _u8_map(values: np.ndarray) -> np.ndarray:
 
 def synthesize(
     inputs: Iterable[str | Path], out_dir: str | Path, *, per_face: int = 4, seed: int = 0, family: str = "sbi",
-    landmarks: bool = False, frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO, detector: str = "haar", crop_scale: float = 1.3,
-    include_real: bool = True, config: SynthConfig | None = None, progress: bool | None = None,
+    landmarks: bool = False, frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO, detector: str = "mtcnn", crop_scale: float = 1.3,
+    crop_border: str = "constant", include_real: bool = True, config: SynthConfig | None = None, progress: bool | None = None,
 ) -> Path:
     """Detect faces in real images and videos, make ``per_face`` fakes of each, write a dataset folder.
 
-    Videos give ``frames_per_video`` uniformly spaced frames. Every face of every frame is cropped
-    (``crop_scale`` x its box); fake ``j`` of face ``i`` is sample ``i * per_face + j`` of ``seed``.
+    Videos give ``frames_per_video`` uniformly spaced frames. Every face of every frame is found
+    with ``detector`` and cropped (``crop_scale`` x its box, padded past the border as ``crop_border``
+    says: :data:`~..crops.CROP_BORDERS`); fake ``j`` of face ``i`` is sample ``i * per_face + j`` of ``seed``.
     ``landmarks=True`` needs the ``landmarks`` extra. Inputs that cannot be read (and files in
     folders that are not media) are listed in ``synth.json``. Returns the path of ``manifest.csv``; the layout is in the module docstring.
     """
@@ -251,14 +252,15 @@ def synthesize(
             continue
         frames_seen += len(frames)
         for number, image in frames:
-            for k, face in enumerate(detect_faces(image, detector, crop_scale=crop_scale, landmarks=predictor)):
+            for k, face in enumerate(detect_faces(image, detector, crop_scale=crop_scale, crop_border=crop_border, landmarks=predictor)):
                 faces.append(save_face(out, f"{stem}-t{number or 0}-f{k}", face, source_id=stem, video_id=stem if item.kind == "video" else "", frame=number))
     write_faces(out, faces)
     counts = write_fakes([dataclasses.replace(f, crop=str(out / f.crop)) for f in faces], out, per_face=per_face, seed=seed, family=family,
                          config=config, include_real=include_real, progress=progress)
     atomic_write_json(out / "synth.json", {
         "inputs": [display_path(item.path) for item in items], "family": family, "seed": seed, "per_face": per_face, "landmarks": landmarks,
-        "frames_per_video": frames_per_video, "detector": detector, "crop_scale": crop_scale, "include_real": include_real,
+        "frames_per_video": frames_per_video, "detector": detector, "crop_scale": crop_scale, "crop_border": crop_border,
+        "include_real": include_real,
         "config": json.loads(json.dumps(dataclasses.asdict(config))),
         "counts": {"inputs": len(items), "frames": frames_seen, **counts}, "errors": errors,
         "skipped_files": [display_path(entry.path) for entry in skipped],
