@@ -19,7 +19,6 @@ canvas P-Net runs on, and which output cell belongs to which level.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from ..files import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "mtcnn"
 """Where the shipped safetensors files lie (``pnet``, ``rnet``, ``onet``)."""
@@ -193,7 +193,7 @@ def load_net(name: str, directory: str | Path | None = None, *, check_sha256: bo
     path = Path(WEIGHTS_DIR if directory is None else directory) / f"{name}.safetensors"
     if not path.is_file():
         raise MTCNNWeightsError(f"MTCNN weights {path} not found; run scripts/fetch_mtcnn_weights.py to recreate them")
-    if check_sha256 and (digest := hashlib.sha256(path.read_bytes()).hexdigest()) != WEIGHTS_SHA256[name]:
+    if check_sha256 and (digest := file_sha256(path)) != WEIGHTS_SHA256[name]:
         raise MTCNNWeightsError(
             f"MTCNN weights {path} have SHA-256 {digest[:12]}..., expected {WEIGHTS_SHA256[name][:12]}...: "
             "the file was altered or replaced; reinstall the package or rerun scripts/fetch_mtcnn_weights.py"
