@@ -74,7 +74,7 @@ def stage_seconds(files: list[Path], detector: Detector, batch_size: int, out: P
     from deepfake_attention.data.faces import find_faces
     from deepfake_attention.data.media import MediaError, decode_image, read_bytes
     from deepfake_attention.explain.render import FaceView, render_panel
-    from deepfake_attention.explain.words import describe_face
+    from deepfake_attention.analysis.image import describe_face
 
     pre, threshold = detector.config.preprocess, detector.threshold
     seconds = dict.fromkeys(STAGES, 0.0)
