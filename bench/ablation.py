@@ -11,7 +11,7 @@ mean over seeds). Data come from ``recipe.run.prepare`` (or an existing prepared
 
     python bench/ablation.py --data ../shared/data --work runs/ablation                   # 4 arms x 3 seeds, 150 steps
     python bench/ablation.py --prepared runs/default-model/data --work runs/ablation --minutes 15
-    python bench/ablation.py --data ../shared/data --work /tmp/abl --arms seed,both --seeds 1 --steps 2 \\
+    python bench/ablation.py --data ../shared/data --work runs/ablation-smoke --arms seed,both --seeds 1 --steps 2 \\
         --limit 20 --frames-per-video 2 --no-landmarks --set data.size=64 --set data.batch_size=8   # smoke
 
 Runs already finished in ``--work`` are reused (delete a run folder to redo it). Writes
