@@ -38,6 +38,8 @@ bench: install-dev
 	$(BIN)/python bench/explain_speed.py
 	$(BIN)/python bench/inference_speed.py
 	$(BIN)/python bench/analyze_throughput.py
+	$(BIN)/python bench/face_detection.py
+	$(BIN)/python bench/video_tracks.py
 	$(BIN)/python bench/video_speed.py
 	$(BIN)/python bench/service_load.py
 	$(BIN)/python bench/scale.py
