@@ -268,14 +268,20 @@ def synthesize(
     return out / "manifest.csv"
 
 
-def save_face(out: Path, name: str, face: FaceCrop, *, source_id: str = "", video_id: str = "", frame: int | None = None, person: str = "") -> FaceRecord:
-    """Write ``face.crop`` as ``out/crops/<name>.png``; its record, boxes and landmarks in crop pixels, crop path relative to ``out``."""
+def save_face(out: Path, name: str, face: FaceCrop, *, source_id: str = "", video_id: str = "", frame: int | None = None, person: str = "",
+              max_side: int | None = None) -> FaceRecord:
+    """Write ``face.crop`` as ``out/crops/<name>.png`` (shrunk so its longest side is at most ``max_side``
+    when given); its record, boxes and landmarks in the written crop's pixels, crop path relative to ``out``."""
+    crop = face.crop
     cx, cy = face.crop_box[:2] if face.crop_box is not None else (0, 0)
-    crop = Path("crops") / f"{name}.png"
-    _png(out / crop, face.crop)
-    points = None if face.landmarks is None else (face.landmarks - np.float32([cx, cy])).round(2).tolist()
-    box = (face.box[0] - cx, face.box[1] - cy, face.box[2] - cx, face.box[3] - cy)
-    return FaceRecord(crop.as_posix(), box, points, source_id, video_id, frame, person)
+    scale = 1.0 if max_side is None else min(1.0, max_side / max(crop.shape[:2]))
+    if scale < 1.0:
+        crop = np.asarray(Image.fromarray(crop).resize((max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))), Image.BILINEAR))
+    relative = Path("crops") / f"{name}.png"
+    _png(out / relative, crop)
+    points = None if face.landmarks is None else ((face.landmarks - np.float32([cx, cy])) * np.float32(scale)).round(2).tolist()
+    box = tuple(int(round((v - o) * scale)) for v, o in zip(face.box, (cx, cy, cx, cy)))
+    return FaceRecord(relative.as_posix(), box, points, source_id, video_id, frame, person)  # type: ignore[arg-type]
 
 
 def write_faces(out: Path, faces: Sequence[FaceRecord]) -> Path:

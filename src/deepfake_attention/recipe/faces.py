@@ -16,7 +16,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..data.faces import FaceCrop, detect_faces
 from ..data.media import MediaError, read_image
-from ..data.synth_dataset import FaceRecord, write_faces
+from ..data.synth_dataset import FaceRecord, save_face, write_faces
 from ..data.video import iter_sampled_frames
 from .corpus import SPLITS, CorpusFile
 
@@ -79,21 +79,6 @@ def _keep(faces: list[FaceCrop], people: int) -> list[FaceCrop]:
     return faces
 
 
-def _shrunk_record(face: FaceCrop, name: str, folder: Path, max_side: int, **ids: Any) -> FaceRecord:
-    """Write the crop (longest side <= ``max_side``) under ``folder/crops``; boxes and landmarks in its pixels."""
-    crop = face.crop
-    cx, cy = face.crop_box[:2] if face.crop_box is not None else (0, 0)
-    scale = min(1.0, max_side / max(crop.shape[:2]))
-    if scale < 1.0:
-        crop = np.asarray(Image.fromarray(crop).resize((max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))), Image.BILINEAR))
-    relative = Path("crops") / f"{name}.png"
-    (folder / "crops").mkdir(parents=True, exist_ok=True)
-    Image.fromarray(crop).save(folder / relative)
-    box = tuple(int(round((v - o) * scale)) for v, o in zip(face.box, (cx, cy, cx, cy)))
-    points = None if face.landmarks is None else ((face.landmarks - np.float32([cx, cy])) * scale).round(2).tolist()
-    return FaceRecord(relative.as_posix(), box, points, **ids)  # type: ignore[arg-type]
-
-
 def extract_faces(
     files: list[CorpusFile], splits: list[str], root: Path, work: Path, *, detector: str, crop_scale: float, crop_border: str,
     frames_per_video: int, landmarks: Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray] | None = None,
@@ -119,8 +104,8 @@ def extract_faces(
                 for k, face in enumerate(faces):
                     person = item.identities[0] if item.people == 1 and len(item.identities) == 1 else f"{item.file}#f{k}"
                     name = f"{index:04d}-t{frame or 0}-f{k}"
-                    record = _shrunk_record(face, name, folders[split], max_side, source_id=item.file,
-                                            video_id=item.file if item.kind == "video" else "", frame=frame, person=person)
+                    record = save_face(folders[split], name, face, source_id=item.file, video_id=item.file if item.kind == "video" else "",
+                                       frame=frame, person=person, max_side=max_side)
                     records[split].append(record)
                     infos.append(FaceInfo(f"faces-{split}/{record.crop}", split, item.group, item.file, person, frame, face.score))
                     found += 1
