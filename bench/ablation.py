@@ -1,4 +1,12 @@
-"""Ablation of the seed's enhancements: seed vs +channel vs +multi-scale vs both, N seeds per arm.
+"""Ablations of the default recipe: the seed's enhancements, and the recipe's own choices.
+
+Two groups of arms (``--arms variants``, the default, or ``--arms recipe``, or any list of names):
+
+* ``variants``: seed vs +channel vs +multi-scale vs both (the seed's "future enhancements").
+* ``recipe``: the v3 recipe (``seed``) against one change each: no real/blend pairing in a batch,
+  files weighted instead of people, no JPEG / down-sampling, no colour / blur / noise jitter,
+  crops turned level on the five landmarks (its own prepared data), a deeper trunk cut (stride 16),
+  a larger input (288 pixels).
 
 Every arm trains the default recipe (``configs/default_model.toml``: the seed block on the
 MobileNetV2 trunk, self-blended fakes made on the fly) for the same number of steps per seed, is
@@ -10,6 +18,7 @@ bootstrap (seeds resampled, then test faces resampled within each class; the est
 mean over seeds). Data come from ``recipe.run.prepare`` (or an existing prepared folder).
 
     python bench/ablation.py --data ../shared/data --work runs/ablation                   # 4 arms x 3 seeds, 150 steps
+    python bench/ablation.py --prepared runs/default-model/data --work runs/recipe-arms --arms recipe --seeds 1 --steps 400
     python bench/ablation.py --prepared runs/default-model/data --work runs/ablation --minutes 15
     python bench/ablation.py --data ../shared/data --work runs/ablation-smoke --arms seed,both --seeds 1 --steps 2 \\
         --limit 20 --frames-per-video 2 --no-landmarks --set data.size=64 --set data.batch_size=8   # smoke
@@ -30,30 +39,43 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
+
 from deepfake_attention import Detector, GradCAMPlusPlus
-from deepfake_attention.evaluation.calibrate import calibrate
 from deepfake_attention.data.datasets import read_mask
 from deepfake_attention.data.manifest import read_manifest
 from deepfake_attention.data.media import read_image
 from deepfake_attention.detector import fake_minus_real
 from deepfake_attention.device import resolve_device
-from deepfake_attention.evaluation.sections import batches, predict_probs
+from deepfake_attention.evaluation.calibrate import calibrate
 from deepfake_attention.evaluation.run import evaluate
+from deepfake_attention.evaluation.sections import batches, predict_probs
 from deepfake_attention.metrics import auc_roc, equal_error_rate, explanation_images, localization_scores
-from deepfake_attention.train import load_config, train
 from deepfake_attention.recipe.run import CONFIG, prepare, read_prepared
+from deepfake_attention.train import load_config, train
 
-ARMS = {
+VARIANT_ARMS = {
     "seed": [],
     "channel": ["model.channel_attention='se'"],
     "multiscale": ["model.attention_scales=[1, 2, 4]"],
     "both": ["model.channel_attention='se'", "model.attention_scales=[1, 2, 4]"],
 }
+RECIPE_ARMS = {
+    "unpaired": ["data.paired=false"],
+    "file-weights": ["data.weighting='none'"],
+    "no-compression": ["synth.jpeg_prob=0.0", "synth.downscale_prob=0.0"],
+    "no-jitter": ["data.colour_jitter=false"],
+    "aligned": [],
+    "trunk-s16": ["model.trunk='mobilenet_v2_s16'"],
+    "input-288": ["data.size=288"],
+}
+ARMS = {**VARIANT_ARMS, **RECIPE_ARMS}
+GROUPS = {"variants": list(VARIANT_ARMS), "recipe": ["seed", *RECIPE_ARMS]}
+ALIGNED = {"aligned"}
+"""Arms trained and scored on crops turned level on the five landmarks (``prepare(align=True)``, in ``--work``/data-aligned)."""
 TESTS = ("test_sbi", "test_other")
 MAPS = ("gradcampp", "attention")
-COLUMNS = ["auc", "eer", "pixel_auc/gradcampp", "pointing/gradcampp", "pixel_auc/attention", "pointing/attention", "average_drop/gradcampp"]
+COLUMNS = ["auc", "eer", "fpr", "pixel_auc/gradcampp", "pointing/gradcampp", "pixel_auc/attention", "pointing/attention", "average_drop/gradcampp"]
 
 
 def prepared_paths(folder: Path) -> dict[str, Path]:
@@ -119,7 +141,9 @@ def score_run(detector: Detector, rows: list, batch_size: int) -> dict[str, np.n
             got[f"{name}/drop"] += drop.tolist()
         got["y"] += y.tolist()
         got["p"] += p.tolist()
-    return {key: np.asarray(values, dtype=np.int64 if key == "y" else np.float64) for key, values in got.items()}
+    scores = {key: np.asarray(values, dtype=np.int64 if key == "y" else np.float64) for key, values in got.items()}
+    scores["threshold"] = np.float64(threshold)
+    return scores
 
 
 COLUMN_KEYS = {"pixel_auc/gradcampp": "gradcampp/pixel_auc", "pointing/gradcampp": "gradcampp/pointing", "pixel_auc/attention": "attention/pixel_auc",
@@ -129,6 +153,8 @@ COLUMN_KEYS = {"pixel_auc/gradcampp": "gradcampp/pixel_auc", "pointing/gradcampp
 def metric(column: str, s: dict[str, np.ndarray], idx: np.ndarray) -> float:
     """One table column on the faces ``idx`` of one run's scores ``s`` (NaN when undefined there)."""
     y, p = s["y"][idx], s["p"][idx]
+    if column == "fpr":  # scores written before the column existed have no threshold
+        return float(np.mean(p[y == 0] >= float(s["threshold"]))) if "threshold" in s and (y == 0).any() else float("nan")
     if column in ("auc", "eer"):
         if y.min() == y.max():
             return float("nan")
@@ -225,7 +251,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding real-faces/ and real-videos/ (for prepare)")
     parser.add_argument("--prepared", type=Path, default=None, help="reuse a folder prepare() already filled (e.g. runs/default-model/data)")
     parser.add_argument("--work", type=Path, default=Path("runs/ablation"), help="output folder (runs, ablation.json, ablation.md)")
-    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms out of {','.join(ARMS)}")
+    parser.add_argument("--arms", default="variants",
+                        help=f"comma-separated arms out of {','.join(ARMS)}, or a group: {', '.join(f'{k} ({v})' for k, v in GROUPS.items())}; default variants")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (0, 1, ..., N-1; default 3)")
     parser.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
     parser.add_argument("--minutes", type=float, default=None, help="instead of --steps: a time budget per run; steps from a timed probe of the slowest arm")
@@ -239,29 +266,35 @@ def main() -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override the training config of every arm")
     add_arguments(parser, repeats=7, warmup=1)  # for the images/s columns
     args = parser.parse_args()
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    arms = [name for a in args.arms.split(",") if a.strip() for name in GROUPS.get(a.strip(), [a.strip()])]
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms or args.seeds < 1:
-        parser.error(f"--arms must name some of {list(ARMS)} (got {unknown or arms}) and --seeds must be >= 1")
+        parser.error(f"--arms must name some of {list(ARMS)} or a group of {list(GROUPS)} (got {unknown or arms}) and --seeds must be >= 1")
     args.work.mkdir(parents=True, exist_ok=True)
-    paths = prepared_paths(args.prepared) if args.prepared else None
-    if paths is None:
+    base = load_config(Path(str(resources.files("deepfake_attention.configs") / CONFIG)), args.overrides)
+
+    def prepared(folder: Path, align: bool) -> dict[str, Path]:
         try:
-            paths = prepared_paths(args.work / "data")
+            return prepared_paths(folder)
         except FileNotFoundError:
-            base = load_config(Path(str(resources.files("deepfake_attention.configs") / CONFIG)), args.overrides)
-            prepare(args.data, args.work / "data", detector=base.data.detector, crop_scale=base.data.crop_scale, crop_border=base.data.crop_border,
-                    frames_per_video=args.frames_per_video, landmarks=args.landmarks, limit=args.limit)
-            paths = prepared_paths(args.work / "data")
+            prepare(args.data, folder, detector=base.data.detector, crop_scale=base.data.crop_scale, crop_border=base.data.crop_border,
+                    frames_per_video=args.frames_per_video, landmarks=args.landmarks, limit=args.limit, align=align)
+            return prepared_paths(folder)
+
+    plain = prepared_paths(args.prepared) if args.prepared else None
+    if plain is None and any(arm not in ALIGNED for arm in arms):
+        plain = prepared(args.work / "data", align=False)
+    aligned = prepared(args.work / "data-aligned", align=True) if any(arm in ALIGNED for arm in arms) else None
+    arm_paths = {arm: aligned if arm in ALIGNED else plain for arm in arms}
     steps = args.steps
     if args.minutes is not None:
-        slowest = "both" if "both" in arms else arms[-1]
+        slowest = "both" if "both" in arms else "input-288" if "input-288" in arms else arms[-1]
         cfg = load_config(Path(str(resources.files("deepfake_attention.configs") / CONFIG)), [
-            f"data.real_faces={json.dumps([str(paths['faces_train'])])}", f"run.device={json.dumps(args.device)}", *ARMS[slowest], *args.overrides])
+            f"data.real_faces={json.dumps([str(arm_paths[slowest]['faces_train'])])}", f"run.device={json.dumps(args.device)}", *ARMS[slowest], *args.overrides])
         per_step = seconds_per_step(cfg)
         steps = max(1, int(0.9 * args.minutes * 60 / per_step))
         print(f"{per_step:.2f} s per step ({slowest}); {steps} steps per run fit {args.minutes} minutes (90%, validation not counted)")
-    records = {arm: [run_arm_seed(arm, seed, paths, args.work, args, steps) for seed in range(args.seeds)] for arm in arms}
+    records = {arm: [run_arm_seed(arm, seed, arm_paths[arm], args.work, args, steps) for seed in range(args.seeds)] for arm in arms}
     differences = [abs(value - metric(column, dict(np.load(r["scores"][test])), np.arange(len(np.load(r["scores"][test])["y"]))))
                    for runs in records.values() for r in runs for test, numbers in r["evaluate"].items()
                    for column, value in numbers.items() if value is not None]

@@ -114,6 +114,17 @@ def test_trunk_model_runs_the_seed_block_on_a_stride_8_map() -> None:
         AttentionMapModel(input_channels=1, trunk="mobilenet_v2_s8")
 
 
+def test_deeper_trunk_cut_runs_the_seed_block_on_a_stride_16_map() -> None:
+    from torchvision.models import mobilenet_v2
+
+    model = AttentionMapModel(trunk="mobilenet_v2_s16").eval()
+    out = model(torch.randn(1, 3, 224, 224))
+    assert out["attention_weights"].shape == (1, 1, 14, 14) and out["attended_features"].shape == (1, 96, 14, 14)
+    assert model.feature_extractor[0].in_channels == 96
+    # the cut is MobileNetV2's first 14 blocks, so ImageNet weights load into it by name
+    assert list(model.trunk.state_dict()) == [k.removeprefix("features.") for k in mobilenet_v2(weights=None).state_dict() if k.startswith("features.") and int(k.split(".")[1]) < 14]
+
+
 def test_trunk_imagenet_weights_from_a_local_file(tmp_path, monkeypatch) -> None:
     from torchvision.models import mobilenet_v2
 

@@ -83,6 +83,18 @@ def test_training_learns_and_writes_checkpoints(tmp_path: Path) -> None:
     assert not list(folder.glob(".*tmp*"))
 
 
+@pytest.mark.parametrize("select_on", ["val_loss", "val_auc"])
+def test_the_release_keeps_the_best_validation_by_the_chosen_metric(tmp_path: Path, select_on: str) -> None:
+    cfg = tiny_config(tmp_path / "run", **{"optim.epochs": 5, "run.patience": 10, "run.select_on": f"'{select_on}'"})
+    result = train(cfg, train_set=PatchDataset(48), val_set=PatchDataset(24, seed=1), progress=False)
+    history = result.history
+    best = min(history, key=lambda m: m["val_loss"]) if select_on == "val_loss" else max(history, key=lambda m: m["val_auc"])
+    _, config = load_checkpoint(result.model_dir)
+    assert config.info["val"]["step"] == best["step"] and config.info["val"][select_on] == best[select_on]
+    with pytest.raises(ValueError, match="run.select_on"):
+        tiny_config(tmp_path / "x", **{"run.select_on": "'accuracy'"})
+
+
 def test_resume_after_a_pause_gives_the_same_weights(tmp_path: Path) -> None:
     data, val = PatchDataset(40), PatchDataset(16, seed=1)
     straight = train(tiny_config(tmp_path / "a"), train_set=data, val_set=val, progress=False)

@@ -107,7 +107,7 @@ def test_config_round_trip_and_old_configs(tmp_path) -> None:
     # a config written before the options existed (the seed's keys and the trunk only)
     old = {"num_classes": 2, "feature_dim": 16, "input_channels": 3, "attention_reduction": 4, "dropout": 0.3, "trunk": None}
     legacy = AttentionMapModel.from_config(old)
-    assert legacy.get_config() == {**old, "channel_attention": None, "attention_scales": [1]}
+    assert legacy.get_config() == {**old, "channel_attention": None, "attention_scales": [1], "frequency_input": None}
     assert list(legacy.state_dict()) == list(AttentionMapModel(feature_dim=16).state_dict())
     assert AttentionMapModel.from_config({"num_classes": 2}).get_config() == AttentionMapModel(num_classes=2).get_config()
     # a release checkpoint of a variant loads strictly; an old-style config.json still loads the seed
@@ -183,3 +183,25 @@ def test_training_steps_with_each_variant(tmp_path, name: str) -> None:
     assert config.model["attention_scales"] == list(options.get("attention_scales", (1,)))
     changed = [k for k, v in model.state_dict().items() if k in before and v.dtype.is_floating_point and not torch.equal(v, before[k])]
     assert any(k.startswith("channel_gate") or ".blocks." in k for k in changed)
+
+
+def test_highpass_input_adds_a_stem_beside_the_trunk() -> None:
+    from deepfake_attention.model.frequency import STEM_CHANNELS, high_pass
+
+    torch.manual_seed(0)
+    model = AttentionMapModel(trunk="mobilenet_v2_s8", feature_dim=16, frequency_input="highpass").eval()
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out["attended_features"].shape == (2, 32 + STEM_CHANNELS, 8, 8) and out["output"].shape == (2, 2)
+    assert AttentionMapModel.from_config(model.get_config()).get_config()["frequency_input"] == "highpass"
+    seed = AttentionMapModel(feature_dim=16, frequency_input="highpass")  # no trunk: the stem keeps the resolution
+    assert seed(torch.randn(1, 3, 20, 20))["attention_weights"].shape == (1, 1, 20, 20)
+    # the residual: zero on a constant image, and x - blur(x) against a literal 3x3 binomial blur
+    assert high_pass(torch.full((1, 3, 9, 9), 0.7)).abs().max() < 1e-6
+    x = torch.randn(1, 1, 6, 6, dtype=torch.float64)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")[0, 0]
+    weights = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=torch.float64) / 16
+    blurred = torch.stack([torch.stack([(padded[i : i + 3, j : j + 3] * weights).sum() for j in range(6)]) for i in range(6)])
+    torch.testing.assert_close(high_pass(x)[0, 0], x[0, 0] - blurred)
+    assert "frequency_stem" not in dict(AttentionMapModel().named_children())  # off by default: the seed's modules only
+    with pytest.raises(ValueError, match="frequency_input"):
+        AttentionMapModel(frequency_input="fft")

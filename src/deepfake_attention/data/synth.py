@@ -35,7 +35,9 @@ from .masks import BOX_SHAPES, OTHER_SHAPES, SBI_SHAPES, boundary, box_mask, ela
 from .perturb import jpeg
 from .synth_ops import blend, change_appearance, colour_transfer, poisson_clone, resize_to, similarity, warp
 
-FAMILIES = ("sbi", "other")
+FAMILIES = ("sbi", "other", "fingerprint")
+"""Fake families: self-blends, the differently made cross-identity blends, and generator fingerprints
+(``generators.family``: a real face round-tripped through a decoder; it needs a decoder bank)."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,10 @@ class SynthConfig:
 
 
 def family_config(family: str, **overrides: Any) -> SynthConfig:
-    """Defaults of a family (``"other"``: JPEG quality 50-70 always, ratio 1), with ``overrides``."""
+    """Defaults of a family (``"other"``: JPEG quality 50-70 always, ratio 1; the others: the defaults), with ``overrides``."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; use one of {list(FAMILIES)}")
-    base = {} if family == "sbi" else {"blend_ratios": (1.0,), "jpeg_prob": 1.0, "jpeg_quality": (50, 70)}
+    base = {"blend_ratios": (1.0,), "jpeg_prob": 1.0, "jpeg_quality": (50, 70)} if family == "other" else {}
     return SynthConfig(**{**base, **overrides})
 
 

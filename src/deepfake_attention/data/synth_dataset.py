@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from ..files import atomic_write_bytes, atomic_write_json, display_path, raw_path_bytes, safe_stem
 from .datasets import Sampling
 from .faces import FaceCrop, detect_faces
+from .generators.family import FingerprintBank, fingerprint_fake, soften
 from .inputs import discover
 from .manifest import ManifestRow, write_manifest
 from .media import MediaError, read_image
@@ -69,11 +70,12 @@ def person_weights(faces: Sequence[FaceRecord]) -> list[float]:
 
 def make_sample(
     faces: Sequence[FaceRecord], index: int, *, seed: int, family: str = "sbi", config: SynthConfig | None = None,
-    epoch: int | None = None, image_index: int | None = None,
+    epoch: int | None = None, image_index: int | None = None, bank: FingerprintBank | None = None, decoder: str | None = None,
 ) -> SynthSample:
     """The fake of ``faces[image_index]`` (default ``index % len(faces)``) for sample ``index``.
 
-    ``"other"`` takes its donor from :func:`pick_donor` (another identity when there is one).
+    ``"other"`` takes its donor from :func:`pick_donor` (another identity when there is one);
+    ``"fingerprint"`` round-trips the face through ``decoder`` of ``bank`` (drawn when not given).
     Pure: the same arguments give a bit-identical sample.
     """
     if family not in FAMILIES:
@@ -82,6 +84,10 @@ def make_sample(
     target = faces[position]
     image, points = read_image(target.crop), _points(target)
     config = config or family_config(family)
+    if family == "fingerprint":
+        if bank is None:
+            raise ValueError("the 'fingerprint' family needs a decoder bank (generators.FingerprintBank)")
+        return fingerprint_fake(image, seed, index, bank, decoder=decoder, config=config, epoch=epoch)
     if family == "sbi":
         return self_blend(image, seed, index, landmarks=points, face_box=target.face_box, config=config, epoch=epoch)
     donor = faces[pick_donor(faces, position, seed=seed, index=index, epoch=epoch)]
@@ -124,12 +130,16 @@ class BlendedFaceDataset(Dataset):
     ``paired=True`` asks the training loop to draw each face's real and fake side by side (one
     batch holds a face and its own blend, as the SBI paper pairs them), and ``weights`` (one per
     face, e.g. :func:`person_weights`) to draw faces in proportion to them: see :attr:`sampling`.
+
+    With a ``fingerprint`` bank, a fake is a generator-fingerprint fake instead of a blend with
+    probability ``fingerprint_prob`` (``has_mask`` False: no mask loss), and a real is softened
+    (:func:`~.generators.family.soften`) with the same probability, so softness says nothing of the class.
     """
 
     def __init__(
         self, faces: Sequence[FaceRecord], *, size: int = 224, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
         family: str = "sbi", seed: int = 0, config: SynthConfig | None = None, transform: Callable[..., Any] | None = None,
-        paired: bool = False, weights: Sequence[float] | None = None,
+        paired: bool = False, weights: Sequence[float] | None = None, fingerprint: FingerprintBank | None = None, fingerprint_prob: float = 0.0,
     ) -> None:
         if not faces:
             raise ValueError("no faces given; run `deepfake-attention synth` or pass FaceRecord items")
@@ -141,6 +151,9 @@ class BlendedFaceDataset(Dataset):
         if weights is not None and len(weights) != len(self.faces):
             raise ValueError(f"got {len(weights)} weights for {len(self.faces)} faces")
         self.paired, self.weights = bool(paired), None if weights is None else tuple(float(w) for w in weights)
+        if not 0.0 <= fingerprint_prob <= 1.0 or (fingerprint_prob > 0 and fingerprint is None):
+            raise ValueError(f"fingerprint_prob must be in [0, 1] and needs a fingerprint bank, got {fingerprint_prob}")
+        self.fingerprint, self.fingerprint_prob = fingerprint, float(fingerprint_prob)
 
     @property
     def sampling(self) -> Sampling | None:
@@ -168,11 +181,18 @@ class BlendedFaceDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         face, fake = index // 2, index % 2 == 1
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index], spawn_key=(3,)))
+        generated = self.fingerprint is not None and rng.random() < self.fingerprint_prob  # a fingerprint fake, or a softened real
         if fake:
-            sample = make_sample(self.faces, index, seed=self.seed, family=self.family, config=self.config, epoch=self.epoch, image_index=face)
+            family = "fingerprint" if generated else self.family
+            sample = make_sample(self.faces, index, seed=self.seed, family=family, config=self.config, epoch=self.epoch, image_index=face,
+                                 bank=self.fingerprint)
             image, mask = sample.image, sample.mask
         else:
-            (image,), _ = postprocess([read_image(self.faces[face].crop)], sample_rng(self.seed, index, self.epoch), self.config)
+            image = read_image(self.faces[face].crop)
+            if generated:
+                image, _ = soften(image, rng)
+            (image,), _ = postprocess([image], sample_rng(self.seed, index, self.epoch), self.config)
             mask = np.zeros(image.shape[:2], np.float32)
         if self.transform is not None:
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index], spawn_key=(2,)))
@@ -181,7 +201,7 @@ class BlendedFaceDataset(Dataset):
             "image": to_tensor([image], self.mean, self.std)[0],
             "label": FAKE_INDEX if fake else 1 - FAKE_INDEX,
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None],
-            "has_mask": True,
+            "has_mask": not (fake and generated),
             "index": index,
         }
 
@@ -296,10 +316,12 @@ def _atomic_lines(path: Path, lines: Sequence[str]) -> Path:
 
 def write_fakes(
     records: Sequence[FaceRecord], out: Path, *, per_face: int, seed: int, family: str = "sbi", config: SynthConfig | None = None,
-    include_real: bool = True, progress: bool | None = None,
+    include_real: bool = True, progress: bool | None = None, bank: FingerprintBank | None = None, decoder: str | None = None,
 ) -> dict[str, int]:
     """Fake ``j`` of face ``i`` (sample ``i * per_face + j`` of ``seed``) of each record (crop paths absolute),
-    with masks, boundaries, the real counterparts, ``params.jsonl`` and ``manifest.csv`` under ``out``. Returns counts."""
+    with masks, boundaries, the real counterparts, ``params.jsonl`` and ``manifest.csv`` under ``out``. Returns counts.
+
+    The ``fingerprint`` family (``bank``, optionally one ``decoder``) writes no masks: its rows have none."""
     if family == "other" and len(records) < 2:
         raise ValueError(f"the 'other' family needs at least two faces; found {len(records)} in the inputs")
     config = config or family_config(family)
@@ -308,17 +330,19 @@ def write_fakes(
     for i, face in enumerate(records):
         name = Path(face.crop).stem
         for j in range(per_face):
-            sample = make_sample(records, i * per_face + j, seed=seed, family=family, config=config, image_index=i)
-            fake, mask = Path("images/fake") / f"{name}-n{j}.png", Path("masks") / f"{name}-n{j}.png"
+            sample = make_sample(records, i * per_face + j, seed=seed, family=family, config=config, image_index=i, bank=bank, decoder=decoder)
+            fake, mask = Path("images/fake") / f"{name}-n{j}.png", ""
             _png(out / fake, sample.image)
-            _png(out / mask, _u8_map(sample.mask))
-            _png(out / "masks" / f"{name}-n{j}_boundary.png", _u8_map(sample.boundary))
+            if family != "fingerprint":  # a fingerprint is everywhere: no mask to write
+                mask = f"masks/{name}-n{j}.png"
+                _png(out / mask, _u8_map(sample.mask))
+                _png(out / "masks" / f"{name}-n{j}_boundary.png", _u8_map(sample.boundary))
             if include_real and j == 0:
                 _png(out / "images/real" / f"{name}.png", sample.real)
                 rows.append(ManifestRow(f"images/real/{name}.png", "real", "", face.video_id, face.source_id, face.frame))
             donor = sample.params.get("donor", {}).get("source_id")
             source_id = face.source_id if donor in (None, face.source_id) else f"{face.source_id}+{donor}"
-            rows.append(ManifestRow(fake.as_posix(), "fake", mask.as_posix(), face.video_id, source_id, face.frame))
+            rows.append(ManifestRow(fake.as_posix(), "fake", mask, face.video_id, source_id, face.frame))
             params_lines.append(json.dumps({"path": fake.as_posix(), **sample.params}))
             bar.update(1)
     bar.close()

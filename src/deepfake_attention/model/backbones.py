@@ -35,11 +35,24 @@ def _mobilenet_v2_stride8() -> nn.Module:
     return mobilenet_v2(weights=None).features[:7]
 
 
+def _mobilenet_v2_stride16() -> nn.Module:
+    from torchvision.models import mobilenet_v2
+
+    return mobilenet_v2(weights=None).features[:14]
+
+
 TRUNKS: dict[str, TrunkSpec] = {
     "mobilenet_v2_s8": TrunkSpec(
         build=_mobilenet_v2_stride8,
         out_channels=32,
         stride=8,
+        imagenet_file="mobilenet_v2-b0353104.pth",
+    ),
+    # a deeper cut: [B, 96, 14, 14] for a 224x224 face (a capacity arm of bench/ablation.py)
+    "mobilenet_v2_s16": TrunkSpec(
+        build=_mobilenet_v2_stride16,
+        out_channels=96,
+        stride=16,
         imagenet_file="mobilenet_v2-b0353104.pth",
     ),
 }

@@ -9,9 +9,11 @@ from torch import nn
 
 from .attention import EXTRACTOR_WIDTH, feature_extractor, spatial_attention
 from .backbones import imagenet_state_dict, trunk_spec
+from .frequency import HighPassStem, check_frequency_input
 from .variants import ChannelGate, MultiScaleSpatialAttention, check_channel_attention, check_scales
 
-DEFAULTS: dict[str, Any] = {"attention_reduction": 4, "dropout": 0.3, "trunk": None, "channel_attention": None, "attention_scales": [1]}
+DEFAULTS: dict[str, Any] = {"attention_reduction": 4, "dropout": 0.3, "trunk": None, "channel_attention": None, "attention_scales": [1],
+                             "frequency_input": None}
 """Values of the optional config keys; :meth:`AttentionMapModel.from_config` fills in the missing ones
 (configs written before an option existed)."""
 OPTION_KEYS = ("attention_scales", "channel_weights")
@@ -36,6 +38,9 @@ class AttentionMapModel(nn.Module):
         attention_scales: ``(1,)`` (the seed) or pooling factors such as ``(1, 2, 4)``: the
             spatial attention runs at each scale and the maps are fused with learned weights
             (:class:`~.variants.MultiScaleSpatialAttention`, then ``attention_conv``).
+        frequency_input: ``None`` (the seed) or ``"highpass"``: a fixed high-pass residual of the
+            image through a small stem (:class:`~.frequency.HighPassStem`, submodule
+            ``frequency_stem``) at the trunk's stride, concatenated to the block's input map.
 
     ``forward(x)`` returns the seed's dict in train and eval mode alike:
     ``output`` [B, num_classes] logits, ``features`` [B, feature_dim],
@@ -59,6 +64,7 @@ class AttentionMapModel(nn.Module):
         trunk: str | None = None,
         channel_attention: str | None = None,
         attention_scales: Sequence[int] = (1,),
+        frequency_input: str | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1 or feature_dim < 1:
@@ -71,13 +77,17 @@ class AttentionMapModel(nn.Module):
         self.trunk_name = trunk
         self.channel_attention = check_channel_attention(channel_attention)
         self.attention_scales = check_scales(attention_scales)
-        block_channels = input_channels
+        self.frequency_input = check_frequency_input(frequency_input)
+        block_channels, stride = input_channels, 1
         if trunk is not None:
             spec = trunk_spec(trunk)
             if input_channels != spec.input_channels:
                 raise ValueError(f"trunk {trunk!r} takes {spec.input_channels}-channel images, got input_channels={input_channels}")
             self.trunk = spec.build()
-            block_channels = spec.out_channels
+            block_channels, stride = spec.out_channels, spec.stride
+        if self.frequency_input is not None:
+            self.frequency_stem = HighPassStem(input_channels, stride)
+            block_channels += self.frequency_stem.out_channels
         if self.channel_attention is not None:
             self.channel_gate = ChannelGate(block_channels, self.channel_attention, attention_reduction)
         if self.multiscale:
@@ -100,6 +110,7 @@ class AttentionMapModel(nn.Module):
             "trunk": self.trunk_name,
             "channel_attention": self.channel_attention,
             "attention_scales": list(self.attention_scales),
+            "frequency_input": self.frequency_input,
         }
 
     @classmethod
@@ -136,8 +147,11 @@ class AttentionMapModel(nn.Module):
         ``attended_features``, ``pooled`` and the options' keys (``channel_weights``, ``attention_scales``)."""
         if x.dim() != 4 or x.shape[1] != self.input_channels:
             raise ValueError(f"expected a [B, {self.input_channels}, H, W] tensor, got shape {tuple(x.shape)}")
+        image = x
         if self.trunk_name is not None:
             x = self.trunk(x)
+        if self.frequency_input is not None:
+            x = torch.cat([x, self.frequency_stem(image)], dim=1)
         extra: dict[str, torch.Tensor] = {}
         if self.channel_attention is not None:
             channel_weights = self.channel_gate(x)

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..data.align import align_face
 from ..data.faces import FaceCrop, detect_faces
 from ..data.media import MediaError, read_image
 from ..data.synth_dataset import FaceRecord, save_face, write_faces
@@ -82,9 +83,12 @@ def _keep(faces: list[FaceCrop], people: int) -> list[FaceCrop]:
 def extract_faces(
     files: list[CorpusFile], splits: list[str], root: Path, work: Path, *, detector: str, crop_scale: float, crop_border: str,
     frames_per_video: int, landmarks: Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray] | None = None,
-    max_side: int = 320, progress: bool | None = None,
+    max_side: int = 320, align: bool = False, progress: bool | None = None,
 ) -> tuple[dict[str, Path], list[FaceInfo], list[dict[str, str]]]:
     """Detect, crop and store the faces of ``files`` (paths relative to ``root`` unless absolute) by split.
+
+    ``align`` turns each crop level on the detector's five landmarks (:func:`~..data.align.align_face`),
+    its 68 landmarks found on the turned crop.
 
     Returns the folder of each split (``faces.jsonl`` + ``crops/``), one :class:`FaceInfo` per
     stored face, and the files that gave no face or could not be read (with the reason)."""
@@ -100,7 +104,9 @@ def extract_faces(
         found = 0
         try:
             for frame, image in _frames(path, item.kind, frames_per_video):
-                faces = _keep(detect_faces(image, detector, crop_scale=crop_scale, crop_border=crop_border, landmarks=landmarks), item.people)
+                faces = _keep(detect_faces(image, detector, crop_scale=crop_scale, crop_border=crop_border, landmarks=None if align else landmarks), item.people)
+                if align:
+                    faces = [align_face(image, face, border=crop_border, landmarks=landmarks) for face in faces]
                 for k, face in enumerate(faces):
                     person = item.identities[0] if item.people == 1 and len(item.identities) == 1 else f"{item.file}#f{k}"
                     name = f"{index:04d}-t{frame or 0}-f{k}"

@@ -54,10 +54,11 @@ HELDOUT = {"calibration": ("sbi", 1001), "test_sbi": ("sbi", 2002), "test_other"
 
 
 def prepare(data_root: Path, work: Path, *, detector: str, crop_scale: float, crop_border: str, frames_per_video: int = 8,
-            landmarks: bool = True, limit: int | None = None, progress: bool | None = None) -> dict[str, Any]:
+            landmarks: bool = True, limit: int | None = None, align: bool = False, progress: bool | None = None) -> dict[str, Any]:
     """Split the people, extract their faces, write the held-out sets; returns paths and the split's summary.
 
-    ``limit`` keeps only the first N corpus files (smoke runs)."""
+    ``limit`` keeps only the first N corpus files (smoke runs); ``align`` turns every crop level on
+    the detector's five landmarks (a measured arm, ``bench/ablation.py``; the shipped recipe does not)."""
     corpus_root = data_root / "real-faces"
     files = read_corpus(corpus_root)[:limit] + extra_files(data_root, work)
     splits = split_by_identity(files, seed=SPLIT_SEED)
@@ -67,7 +68,7 @@ def prepare(data_root: Path, work: Path, *, detector: str, crop_scale: float, cr
 
         predictor = LandmarkPredictor()
     folders, infos, missed = extract_faces(files, splits, corpus_root, work, detector=detector, crop_scale=crop_scale, crop_border=crop_border,
-                                           frames_per_video=frames_per_video, landmarks=predictor, progress=progress)
+                                           frames_per_video=frames_per_video, landmarks=predictor, align=align, progress=progress)
     paths: dict[str, str] = {"faces_train": str(folders["train"])}
     for name, (family, seed) in HELDOUT.items():
         people = "calibration" if name == "calibration" else "test"
@@ -76,7 +77,7 @@ def prepare(data_root: Path, work: Path, *, detector: str, crop_scale: float, cr
         paths[name] = str(out / "manifest.csv")
     paths["prior_masks"] = paths["calibration"]  # the localisation baseline: the mean blend mask, from people the tests never see
     prepared = {"paths": paths, "split_seed": SPLIT_SEED, "split": split_summary(files, splits), "faces": len(infos), "missed": missed,
-                "frames_per_video": frames_per_video, "landmarks": landmarks}
+                "frames_per_video": frames_per_video, "landmarks": landmarks, "align": align}
     atomic_write_json(work / PREPARED_FILE, prepared)
     return prepared
 

