@@ -30,7 +30,7 @@ demo: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Train, calibrate, evaluate and install the shipped default model (about an hour on 2 CPU cores).
+# Train, calibrate, evaluate and install the shipped default model (under 2 hours on 2 CPU cores).
 default-model: install-dev
 	$(BIN)/python -m deepfake_attention.recipe --data ../shared/data --out runs/default-model --install
 
