@@ -154,3 +154,23 @@ def test_fingerprint_held_out_sets_have_no_masks(tmp_path: Path) -> None:
     assert [row.is_fake for row in rows] == [False, True, False, True] and all(not row.mask for row in rows)
     params = [json.loads(line) for line in (tmp_path / "set" / "params.jsonl").read_text().splitlines()]
     assert {p["decoder"] for p in params} == {"b"} and not (tmp_path / "set" / "masks").exists()
+
+
+def test_stored_decoders_load_and_round_trip_a_new_face_above_the_floor() -> None:
+    from importlib import resources
+
+    from skimage import data
+
+    from deepfake_attention.data.generators.store import read_record
+    from deepfake_attention.data.generators.training import PSNR_FLOOR
+
+    folder = Path(str(resources.files("deepfake_attention") / "weights" / "fingerprints"))
+    names = list_decoders(folder)
+    assert {name.rsplit("-s", 1)[0] for name in names} == set(UPSAMPLERS) and len(names) >= 2 * len(UPSAMPLERS)
+    face = data.astronaut()[40:232, 160:352]  # a person none of them was trained or measured on
+    for name in names:
+        record = read_record(folder, name)
+        assert record["psnr_mean"] >= PSNR_FLOOR and record["heldout_faces"] == 64, name
+        model = load_decoder(folder, name)
+        assert model.upsampler == name.rsplit("-s", 1)[0]
+        assert psnr(face, round_trip(model, face)) >= PSNR_FLOOR, name
