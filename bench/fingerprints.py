@@ -41,7 +41,7 @@ import numpy as np
 from deepfake_attention import Detector
 from deepfake_attention.data.generators.family import FingerprintBank
 from deepfake_attention.data.generators.nets import UPSAMPLERS
-from deepfake_attention.data.generators.store import list_decoders
+from deepfake_attention.data.generators.store import decoder_kind, list_decoders
 from deepfake_attention.data.manifest import read_manifest
 from deepfake_attention.data.media import read_image
 from deepfake_attention.data.synth import family_config
@@ -57,18 +57,13 @@ ARMS = ("blends", "fingerprints", "frequency")
 SET_SEED = 5005
 
 
-def kind_of(name: str) -> str:
-    """``bilinear`` for the decoder ``bilinear-s1``."""
-    return name.rsplit("-s", 1)[0]
-
-
 def write_sets(prepared: Path, decoders: Path, latent: tuple[str, str] | None, out: Path) -> dict[str, Path]:
     """The recipe's two test manifests and one fingerprint manifest per up-sampling kind (and the latent autoencoder)."""
     paths = {name: Path(path) for name, path in read_prepared(prepared)["paths"].items()}
     sets = {"test_sbi": paths["test_sbi"], "test_other": paths["test_other"]}
     faces = read_faces(prepared / "faces-test")
     names = list_decoders(decoders)
-    banks = {f"fp_{kind}": [n for n in names if kind_of(n) == kind] for kind in UPSAMPLERS}
+    banks = {f"fp_{kind}": [n for n in names if decoder_kind(n) == kind] for kind in UPSAMPLERS}
     for offset, (set_name, members) in enumerate(banks.items()):
         if not members:
             raise SystemExit(f"{decoders} has no decoder of kind {set_name[3:]}: train them first (python -m deepfake_attention.data.generators)")
@@ -191,6 +186,8 @@ def main() -> int:
     parser.add_argument("--fingerprint-prob", type=float, default=0.5, help="share of fakes that are fingerprints (default 0.5)")
     parser.add_argument("--cam-faces", type=int, default=40, help="fakes per set for the Grad-CAM++ spread (0: skip)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--score-model", default=None, metavar="DIR",
+                        help="train nothing: score this checkpoint (e.g. the shipped one: 'default') on the sets at its own threshold, and print the units")
     args = parser.parse_args()
     arms = [a for a in args.arms.split(",") if a]
     folds = [UPSAMPLERS.index(k) for k in args.folds.split(",") if k]
@@ -201,6 +198,13 @@ def main() -> int:
     sets = write_sets(args.prepared, args.decoders, tuple(args.latent) if args.latent else None, args.work / "sets")
     faces = [FaceInfo(**face) for face in json.loads((args.prepared / "faces.json").read_text())["faces"]]
     faces_by_stem = {Path(face.crop).stem: {"landmarks": face.landmarks} for face in read_faces(args.prepared / "faces-test")}
+    if args.score_model is not None:
+        detector = Detector.load(None if args.score_model == "default" else args.score_model)
+        scored = {name: unit_report(score_units(detector, manifest, faces), detector.threshold)["overall"] for name, manifest in sets.items()}
+        for name, figures in scored.items():
+            print(f"{name}: AUC {figures['auc']:.3f}, TPR {figures['tpr']:.3f}, FPR {figures['fpr']:.3f} ({figures['reals']} real / {figures['fakes']} fake units)")
+        (args.work / "scored.json").write_text(json.dumps({"model": args.score_model, "sha256": detector.model_sha256, "sets": scored}, indent=2))
+        return 0
     records = []
     for arm in arms:
         for fold in [None] if arm == "blends" else folds:

@@ -106,7 +106,8 @@ def sample_rng(seed: int, index: int, epoch: int | None = None) -> np.random.Gen
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
-def _check_face(face: np.ndarray, name: str = "face") -> None:
+def check_face(face: np.ndarray, name: str = "face") -> None:
+    """Raise ``ValueError`` unless ``face`` is an RGB uint8 array [H, W, 3] of at least 16x16 pixels."""
     if not isinstance(face, np.ndarray) or face.dtype != np.uint8 or face.ndim != 3 or face.shape[2] != 3:
         raise ValueError(f"{name} must be an RGB uint8 array [H, W, 3], got {getattr(face, 'dtype', type(face))} {getattr(face, 'shape', '')}")
     if min(face.shape[:2]) < 16:
@@ -176,7 +177,7 @@ def self_blend(
         seed, index, epoch: every random choice derives from them (:func:`sample_rng`).
         landmarks: optional [68, 2] landmarks in crop pixels: SBI hull masks instead of box shapes.
     """
-    _check_face(face)
+    check_face(face)
     points = _check_landmarks(landmarks)
     config = config or family_config("sbi")
     rng = sample_rng(seed, index, epoch)
@@ -216,8 +217,8 @@ def cross_blend(
     Alignment is a least-squares similarity of the landmarks when both faces have them, else
     the donor's face box scaled and shifted onto the target's. Boxes default to :func:`central_face_box`.
     """
-    _check_face(target, "target")
-    _check_face(donor, "donor")
+    check_face(target, "target")
+    check_face(donor, "donor")
     t_points, d_points = _check_landmarks(target_landmarks), _check_landmarks(donor_landmarks)
     config = config or family_config("other")
     rng = sample_rng(seed, index, epoch)

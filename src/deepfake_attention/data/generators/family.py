@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 from torch import nn
 
-from ..synth import SynthConfig, SynthSample, family_config, postprocess, sample_rng
+from ..synth import SynthConfig, SynthSample, check_face, family_config, postprocess, sample_rng
 from ..synth_ops import resize_to
 from .latent import DOWNSAMPLE, LatentAutoencoder
 from .nets import FACTOR
-from .store import list_decoders, load_decoder
+from .store import decoder_kind, list_decoders, load_decoder
 from .training import round_trip
 
 LATENT = "latent"
@@ -45,7 +45,7 @@ class FingerprintBank:
         """The decoders stored in ``folder`` (all, the ``names`` given, or those whose up-sampling is in
         ``kinds``), plus the latent autoencoder of the (encoder, decoder) files ``latent`` as :data:`LATENT`."""
         available = list_decoders(folder) if folder is not None else []
-        chosen = list(names) if names is not None else [n for n in available if kinds is None or n.rsplit("-s", 1)[0] in kinds]
+        chosen = list(names) if names is not None else [n for n in available if kinds is None or decoder_kind(n) in kinds]
         missing = [n for n in chosen if n not in available]
         if missing:
             raise FileNotFoundError(f"fingerprint decoders {missing} are not in {folder} (it has {available})")
@@ -81,8 +81,7 @@ def fingerprint_fake(face: np.ndarray, seed: int, index: int, bank: FingerprintB
 
     ``decoder`` fixes the bank's decoder (held-out sets of one decoder type); by default it is drawn.
     The mask and boundary are all zero: the trace is everywhere, nothing is localised."""
-    if face.dtype != np.uint8 or face.ndim != 3 or face.shape[2] != 3 or min(face.shape[:2]) < 16:
-        raise ValueError(f"face must be an RGB uint8 array of at least 16x16, got {face.dtype} {face.shape}")
+    check_face(face)
     config = config or family_config("sbi")
     rng = sample_rng(seed, index, epoch)
     name = decoder if decoder is not None else bank.names[int(rng.integers(len(bank.names)))]

@@ -18,6 +18,11 @@ def decoder_name(upsampler: str, seed: int) -> str:
     return f"{upsampler}-s{seed}"
 
 
+def decoder_kind(name: str) -> str:
+    """``bilinear`` for the decoder ``bilinear-s1``: its up-sampling kind."""
+    return name.rsplit("-s", 1)[0]
+
+
 def save_decoder(model: FingerprintAutoencoder, folder: str | Path, name: str, record: dict[str, Any]) -> Path:
     """Write ``name.safetensors`` and ``name.json`` into ``folder``; returns the weights' path."""
     folder = Path(folder)
