@@ -16,7 +16,7 @@ positives over the calibration people's units) and scored per unit (one score pe
 AUC of the test reals against each set, and the reals' false-positive rate per source group. For
 Grad-CAM++ the spread of the map over the face is measured on ``--cam-faces`` fakes of each set:
 the share of maps the words call spread (no region above 1.5x its area share) and the mean
-largest coarse-region share.
+largest coarse-region share; ``cam.png`` in the run's folder shows a few of those maps per set.
 
     python -m deepfake_attention.data.generators --faces runs/default-model/data/faces-train \\
         --heldout runs/default-model/data/faces-calibration --out runs/fingerprint-decoders
@@ -24,19 +24,30 @@ largest coarse-region share.
         --latent ../shared/data/generators/taef2_encoder.pth ../shared/data/generators/taef2_decoder.pth \\
         --work runs/fingerprints --steps 300 --seeds 3
 
-Finished runs in ``--work`` are reused (delete a run's folder to redo it), so the table can be
-filled over several sessions. Writes ``fingerprints.json`` and ``fingerprints.md`` into ``--work``.
+Each finished run leaves a small JSON record in ``--records`` (default ``bench/results/fingerprints``,
+committed with the code: run folders under ``--work`` do not outlive a checkout); a run whose record
+exists is not trained again (delete the record to redo it), so the table fills over several
+sessions, a slice at a time (``--arms``, ``--folds``, ``--max-runs``). ``--rotate-seeds`` trains each
+held-out fold once, with seed ``fold % seeds``: every kind held out, every seed used, 4 runs per arm
+instead of 12. ``--table`` trains nothing and prints the table of the records. Writes
+``fingerprints.json`` and ``fingerprints.md`` into ``--work``.
+
+    python bench/fingerprints.py --prepared runs/recipe-arms/data --decoders src/deepfake_attention/weights/fingerprints \
+        --latent ../shared/data/generators/taef2_encoder.pth ../shared/data/generators/taef2_decoder.pth \
+        --steps 300 --seeds 3 --rotate-seeds --max-runs 5          # one session's slice
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from deepfake_attention import Detector
 from deepfake_attention.data.generators.family import FingerprintBank
@@ -47,6 +58,7 @@ from deepfake_attention.data.media import read_image
 from deepfake_attention.data.synth import family_config
 from deepfake_attention.data.synth_dataset import read_faces, write_fakes
 from deepfake_attention.evaluation.calibrate import calibrate
+from deepfake_attention.explain.render import overlay, stack_rows
 from deepfake_attention.explain.words import describe_map
 from deepfake_attention.recipe.faces import FaceInfo
 from deepfake_attention.recipe.run import CONFIG, TARGET_FPR, read_prepared, set_threshold
@@ -96,11 +108,16 @@ def overrides_for(arm: str, fold: int | None, seed: int, args: argparse.Namespac
     return out
 
 
-def cam_spread(detector: Detector, manifest: Path, faces_by_stem: dict[str, dict], limit: int) -> dict[str, float]:
+FIGURE_FACES = 4
+FIGURE_TILE = 128
+
+
+def cam_spread(detector: Detector, manifest: Path, faces_by_stem: dict[str, dict], limit: int) -> tuple[dict[str, float], list[np.ndarray]]:
     """Over the first ``limit`` fakes of ``manifest``: the share of Grad-CAM++ maps the words call
-    spread, and the mean largest coarse-region share (landmarks of the source face when known)."""
+    spread, and the mean largest coarse-region share (landmarks of the source face when known);
+    with the first :data:`FIGURE_FACES` crops overlaid with their map (opacity x P(fake)) for the figure."""
     rows = [row for row in read_manifest(manifest) if row.is_fake][:limit]
-    spread, largest = [], []
+    spread, largest, tiles = [], [], []
     for row in rows:
         image = read_image(row.path)
         pred = detector.predict([image], cam=True)[0]
@@ -109,18 +126,62 @@ def cam_spread(detector: Detector, manifest: Path, faces_by_stem: dict[str, dict
         words = describe_map(pred.gradcampp, landmarks=None if points is None else np.asarray(points), frame=image.shape[:2])
         spread.append(not words.named and sum(words.shares.values()) > 0)  # an empty map is not spread evidence
         largest.append(max(words.shares.values()))
-    return {"spread": float(np.mean(spread)), "largest_share": float(np.mean(largest)), "maps": len(rows)}
+        if len(tiles) < FIGURE_FACES:
+            crop = np.asarray(Image.fromarray(pred.crop).resize((FIGURE_TILE, FIGURE_TILE), Image.BILINEAR))
+            tiles.append(overlay(crop, pred.gradcampp, float(pred.prob_fake)))
+    return {"spread": float(np.mean(spread)), "largest_share": float(np.mean(largest)), "maps": len(rows)}, tiles
+
+
+def cam_figure(tiles: dict[str, list[np.ndarray]], spread: dict[str, dict[str, float]], title: str) -> Image.Image:
+    """One row per test set: its name and spread share, then its fakes with their Grad-CAM++ overlay."""
+    label_width, head = 190, 24
+    rows = []
+    for name, images in tiles.items():
+        row = Image.new("RGB", (label_width + FIGURE_TILE * FIGURE_FACES, FIGURE_TILE), (255, 255, 255))
+        draw = ImageDraw.Draw(row)
+        draw.text((4, 40), name, fill=(0, 0, 0))
+        draw.text((4, 60), f"spread maps: {spread[name]['spread']:.2f}", fill=(60, 60, 60))
+        draw.text((4, 76), f"largest region: {spread[name]['largest_share']:.2f}", fill=(60, 60, 60))
+        for k, image in enumerate(images):
+            row.paste(Image.fromarray(image), (label_width + k * FIGURE_TILE, 0))
+        rows.append(row)
+    caption = Image.new("RGB", (rows[0].width, head), (255, 255, 255))
+    ImageDraw.Draw(caption).text((4, 6), f"{title}: Grad-CAM++ x P(fake) on the test people's fakes", fill=(0, 0, 0))
+    return stack_rows([caption, *rows])
+
+
+def run_name(arm: str, fold: int | None, seed: int) -> str:
+    """The name of one run: its folder under ``--work`` and its record's file name in ``--records``."""
+    return f"{arm}-seed-{seed}" if fold is None else f"{arm}-fold-{UPSAMPLERS[fold]}-seed-{seed}"
+
+
+def planned_runs(arms: list[str], folds: list[int], seeds: int, rotate: bool) -> list[tuple[str, int | None, int]]:
+    """(arm, fold, seed) of every run: ``blends`` once per seed (it has no fold); the other arms per
+    fold and seed, or with ``rotate`` once per fold with seed ``fold % seeds``."""
+    plan: list[tuple[str, int | None, int]] = []
+    for arm in arms:
+        if arm == "blends":
+            plan += [(arm, None, seed) for seed in range(seeds)]
+        else:
+            plan += [(arm, fold, seed) for fold in folds for seed in ([fold % seeds] if rotate else range(seeds))]
+    return plan
+
+
+def read_record(path: Path, steps: int) -> dict | None:
+    """A finished run's record, or ``None`` when there is none; a record of another schedule stops the bench."""
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record["requested_steps"] != steps:
+        raise SystemExit(f"{path} was trained for {record['requested_steps']} steps, not {steps}: delete it or use another --records")
+    return record
 
 
 def run_one(arm: str, fold: int | None, seed: int, args: argparse.Namespace, paths: dict[str, Path], sets: dict[str, Path],
             faces: list[FaceInfo], faces_by_stem: dict[str, dict]) -> dict:
-    folder = args.work / arm / (f"seed-{seed}" if fold is None else f"fold-{UPSAMPLERS[fold]}-seed-{seed}")
-    record_path = folder / "record.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record["requested_steps"] != args.steps:
-            raise SystemExit(f"{folder} was trained for {record['requested_steps']} steps, not {args.steps}: delete it or use another --work")
-        return record
+    """Train, calibrate and score one run, and write its record into ``--records``."""
+    folder = args.work / run_name(arm, fold, seed)
+    record_path = args.records / f"{run_name(arm, fold, seed)}.json"
     config_path = Path(str(resources.files("deepfake_attention.configs") / CONFIG))
     result = train(load_config(config_path, overrides_for(arm, fold, seed, args, paths, folder)))  # its log.csv has the seconds
     calibrate(result.model_dir, paths["calibration"], target_fpr=TARGET_FPR)
@@ -131,13 +192,23 @@ def run_one(arm: str, fold: int | None, seed: int, args: argparse.Namespace, pat
     record = {"arm": arm, "fold": None if fold is None else UPSAMPLERS[fold], "seed": seed, "requested_steps": args.steps, "steps": result.step,
               "threshold": threshold, "units": {}, "cam": {},
               "trained_latent": bool(args.train_latent and args.latent and arm != "blends")}
+    tiles = {}
     for name, manifest in sets.items():
         record["units"][name] = unit_report(score_units(detector, manifest, faces), threshold)
         if args.cam_faces and name in ("test_sbi", *[s for s in sets if s.startswith("fp_")]):
-            record["cam"][name] = cam_spread(detector, manifest, faces_by_stem, args.cam_faces)
+            record["cam"][name], tiles[name] = cam_spread(detector, manifest, faces_by_stem, args.cam_faces)
+    if tiles:
+        cam_figure(tiles, record["cam"], run_name(arm, fold, seed)).save(folder / "cam.png")
+    record["train_minutes"] = _train_minutes(folder / "train" / "log.csv")
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=2))
     return record
+
+
+def _train_minutes(log: Path) -> float | None:
+    """Training minutes of a run, from the last ``seconds`` of its log (``None`` without one)."""
+    seconds = [float(row["seconds"]) for row in csv.DictReader(log.open()) if row.get("seconds")] if log.is_file() else []
+    return round(seconds[-1] / 60, 2) if seconds else None
 
 
 def held_out(record: dict, name: str) -> bool:
@@ -161,7 +232,7 @@ def table(records: list[dict], sets: list[str]) -> list[str]:
         for name in sets:
             values = [r["units"][name]["overall"]["auc"] for r in runs if held_out(r, name) and name in r["units"]]
             cells.append(f"{np.mean(values):.3f} [{min(values):.3f}-{max(values):.3f}]" if values else "trained on")
-        kinds = {kind: [r["units"][f"fp_{kind}"]["overall"]["auc"] for r in runs if held_out(r, f"fp_{kind}")] for kind in UPSAMPLERS}
+        kinds = {kind: [r["units"][f"fp_{kind}"]["overall"]["auc"] for r in runs if held_out(r, f"fp_{kind}") and f"fp_{kind}" in r["units"]] for kind in UPSAMPLERS}
         worst = min(((np.mean(v), k) for k, v in kinds.items() if v), default=None)
         fpr = [r["units"]["test_sbi"]["overall"]["fpr"] for r in runs]
         spread_sbi = [r["cam"]["test_sbi"]["spread"] for r in runs if "test_sbi" in r.get("cam", {})]
@@ -174,11 +245,15 @@ def table(records: list[dict], sets: list[str]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prepared", type=Path, required=True, help="a recipe's prepared data folder (runs/default-model/data)")
-    parser.add_argument("--decoders", type=Path, required=True, help="folder of fingerprint decoders (python -m deepfake_attention.data.generators)")
+    parser.add_argument("--prepared", type=Path, default=None, help="a recipe's prepared data folder (runs/default-model/data); not needed with --table")
+    parser.add_argument("--decoders", type=Path, default=None, help="folder of fingerprint decoders (python -m deepfake_attention.data.generators); not needed with --table")
     parser.add_argument("--latent", nargs=2, default=None, metavar=("ENCODER", "DECODER"), help="weight files of a latent autoencoder")
     parser.add_argument("--train-latent", action="store_true", help="also train on the latent autoencoder's fakes (default: held out)")
-    parser.add_argument("--work", type=Path, default=Path("runs/fingerprints"))
+    parser.add_argument("--work", type=Path, default=Path("runs/fingerprints"), help="run folders, test sets and the table")
+    parser.add_argument("--records", type=Path, default=Path("bench/results/fingerprints"), help="one JSON record per finished run (committed)")
+    parser.add_argument("--rotate-seeds", action="store_true", help="each held-out fold once, with seed fold %% seeds (4 runs per arm)")
+    parser.add_argument("--max-runs", type=int, default=None, help="train at most this many new runs, then print the table so far")
+    parser.add_argument("--table", action="store_true", help="train nothing: the table of the records in --records")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, out of {','.join(ARMS)}")
     parser.add_argument("--folds", default=",".join(UPSAMPLERS), help="held-out up-sampling kinds to run (default: all four)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -194,6 +269,12 @@ def main() -> int:
     if any(a not in ARMS for a in arms):
         parser.error(f"--arms must name some of {ARMS}")
     args.work.mkdir(parents=True, exist_ok=True)
+    plan = planned_runs(arms, folds, args.seeds, args.rotate_seeds)
+    if args.table:
+        records = [r for arm, fold, seed in plan if (r := read_record(args.records / f"{run_name(arm, fold, seed)}.json", args.steps))]
+        return write_table(records, len(plan), args)
+    if args.prepared is None or args.decoders is None:
+        parser.error("--prepared and --decoders are needed to train or score (all but --table)")
     paths = {name: Path(path) for name, path in read_prepared(args.prepared)["paths"].items()}
     sets = write_sets(args.prepared, args.decoders, tuple(args.latent) if args.latent else None, args.work / "sets")
     faces = [FaceInfo(**face) for face in json.loads((args.prepared / "faces.json").read_text())["faces"]]
@@ -205,13 +286,23 @@ def main() -> int:
             print(f"{name}: AUC {figures['auc']:.3f}, TPR {figures['tpr']:.3f}, FPR {figures['fpr']:.3f} ({figures['reals']} real / {figures['fakes']} fake units)")
         (args.work / "scored.json").write_text(json.dumps({"model": args.score_model, "sha256": detector.model_sha256, "sets": scored}, indent=2))
         return 0
-    records = []
-    for arm in arms:
-        for fold in [None] if arm == "blends" else folds:
-            for seed in range(args.seeds):
-                records.append(run_one(arm, fold, seed, args, paths, sets, faces, faces_by_stem))
-    lines = table(records, list(sets))
-    note = (f"{args.steps} steps per run; AUC over units (one score per person per file) of the test people's reals against each set, "
+    records, trained = [], 0
+    for arm, fold, seed in plan:
+        record = read_record(args.records / f"{run_name(arm, fold, seed)}.json", args.steps)
+        if record is None and (args.max_runs is None or trained < args.max_runs):
+            record = run_one(arm, fold, seed, args, paths, sets, faces, faces_by_stem)
+            trained += 1
+        if record is not None:
+            records.append(record)
+    return write_table(records, len(plan), args)
+
+
+def write_table(records: list[dict], planned: int, args: argparse.Namespace) -> int:
+    """Print the table of ``records`` and write it (``fingerprints.md``, ``fingerprints.json``) into ``--work``."""
+    sets = list(dict.fromkeys(name for record in records for name in record["units"]))
+    missing = planned - len(records)
+    lines = table(records, sets)
+    note = (f"{len(records)} runs{f' ({missing} planned runs not trained yet)' if missing else ''}, {args.steps} steps per run; AUC over units (one score per person per file) of the test people's reals against each set, "
             "mean [min-max] over the runs that never trained on that set's fakes; FPR of the test reals at each run's threshold "
             "(5% over the calibration people's units); spread = share of Grad-CAM++ maps with no region above 1.5x its area share.")
     (args.work / "fingerprints.md").write_text("\n".join(lines) + "\n\n" + note + "\n")
