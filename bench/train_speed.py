@@ -1,15 +1,15 @@
-"""Seconds per training step of the default recipe: data-loader workers and the crop cache.
+"""Seconds per training step of the default recipe against the number of data-loader workers.
 
 Each variant is a short real training run (``train()`` of ``configs/default_model.toml`` on a
 prepared recipe folder, no validation, no checkpoints) of ``--steps`` steps; a round runs every
 variant once, rotated (bench/_timing.py). The figure is wall seconds per step over the whole run,
 start-up included (building the data set, forking the workers, the first batch), since a real run
 pays those too, once per epoch for the workers. Ratios are paired per round against the first
-variant. The samples, hence the trained weights, are the same in every variant: the workers and
-the cache change only where the pixels are made.
+variant. The samples, hence the trained weights, are the same in every variant: the workers
+change only where the pixels are made.
 
-    python bench/train_speed.py --prepared runs/recipe-arms/data --steps 20 --repeats 3
-    python bench/train_speed.py --prepared runs/recipe-arms/data --variants w1,w1-cache,w2-cache --set data.size=288
+    python bench/train_speed.py --prepared runs/recipe-arms/data --steps 40 --repeats 3
+    python bench/train_speed.py --prepared runs/recipe-arms/data --variants w1,w2 --set data.size=288
 """
 
 from __future__ import annotations
@@ -26,19 +26,14 @@ from _timing import Verdict, add_arguments, legend, load_line, measure
 from deepfake_attention.recipe.run import CONFIG, read_prepared
 from deepfake_attention.train import load_config, train
 
-VARIANTS = {
-    "w1": ["data.workers=1", "data.cache_crops=false"],
-    "w1-cache": ["data.workers=1", "data.cache_crops=true"],
-    "w2-cache": ["data.workers=2", "data.cache_crops=true"],
-    "w0-cache": ["data.workers=0", "data.cache_crops=true"],
-}
+VARIANTS = {"w1": ["data.workers=1"], "w2": ["data.workers=2"], "w0": ["data.workers=0"]}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepared", type=Path, required=True, help="a recipe's prepared data folder (runs/default-model/data)")
-    parser.add_argument("--variants", default="w1,w1-cache,w2-cache", help=f"comma-separated, out of {','.join(VARIANTS)} (the first is the baseline)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per timed run (default 20)")
+    parser.add_argument("--variants", default="w1,w2", help=f"comma-separated, out of {','.join(VARIANTS)} (the first is the baseline)")
+    parser.add_argument("--steps", type=int, default=40, help="training steps per timed run (default 40)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override the config of every variant")
     add_arguments(parser, repeats=3, warmup=1)
     args = parser.parse_args()

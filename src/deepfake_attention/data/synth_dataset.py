@@ -71,20 +71,18 @@ def person_weights(faces: Sequence[FaceRecord]) -> list[float]:
 def make_sample(
     faces: Sequence[FaceRecord], index: int, *, seed: int, family: str = "sbi", config: SynthConfig | None = None,
     epoch: int | None = None, image_index: int | None = None, bank: FingerprintBank | None = None, decoder: str | None = None,
-    read: Callable[[str], np.ndarray] = read_image,
 ) -> SynthSample:
     """The fake of ``faces[image_index]`` (default ``index % len(faces)``) for sample ``index``.
 
     ``"other"`` takes its donor from :func:`pick_donor` (another identity when there is one);
     ``"fingerprint"`` round-trips the face through ``decoder`` of ``bank`` (drawn when not given).
-    ``read`` turns a crop path into its RGB pixels (a :class:`CropCache` skips the decoding).
     Pure: the same arguments give a bit-identical sample.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; use one of {list(FAMILIES)}")
     position = index % len(faces) if image_index is None else image_index
     target = faces[position]
-    image, points = read(target.crop), _points(target)
+    image, points = read_image(target.crop), _points(target)
     config = config or family_config(family)
     if family == "fingerprint":
         if bank is None:
@@ -94,7 +92,7 @@ def make_sample(
         return self_blend(image, seed, index, landmarks=points, face_box=target.face_box, config=config, epoch=epoch)
     donor = faces[pick_donor(faces, position, seed=seed, index=index, epoch=epoch)]
     sample = cross_blend(
-        image, read(donor.crop), seed, index, target_landmarks=points, donor_landmarks=_points(donor),
+        image, read_image(donor.crop), seed, index, target_landmarks=points, donor_landmarks=_points(donor),
         target_box=target.face_box, donor_box=donor.face_box, config=config, epoch=epoch,
     )
     sample.params["donor"] = {"crop": Path(donor.crop).name, "source_id": donor.source_id}
@@ -111,38 +109,6 @@ def pick_donor(faces: Sequence[FaceRecord], target: int, *, seed: int, index: in
     entropy = [seed, index] if epoch is None else [seed, epoch, index]
     rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(1,)))
     return others[int(rng.integers(len(others)))]
-
-
-class CropCache:
-    """The decoded pixels of face crops, read once: ``cache(path)`` is ``read_image(path)``, made read-only.
-
-    Filled before the data loader forks (:meth:`fill`), its arrays are shared by the workers
-    instead of each worker decoding every crop again in every epoch."""
-
-    def __init__(self) -> None:
-        self._images: dict[str, np.ndarray] = {}
-
-    def fill(self, paths: Iterable[str]) -> "CropCache":
-        """Decode every crop of ``paths`` not held yet; returns ``self``."""
-        for path in paths:
-            self(path)
-        return self
-
-    def __call__(self, path: str) -> np.ndarray:
-        image = self._images.get(path)
-        if image is None:
-            image = read_image(path)
-            image.setflags(write=False)  # shared by every sample: an in-place edit would leak into the next one
-            self._images[path] = image
-        return image
-
-    def __len__(self) -> int:
-        return len(self._images)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held."""
-        return sum(image.nbytes for image in self._images.values())
 
 
 def _points(face: FaceRecord) -> np.ndarray | None:
@@ -168,16 +134,12 @@ class BlendedFaceDataset(Dataset):
     With a ``fingerprint`` bank, a fake is a generator-fingerprint fake instead of a blend with
     probability ``fingerprint_prob`` (``has_mask`` False: no mask loss), and a real is softened
     (:func:`~.generators.family.soften`) with the same probability, so softness says nothing of the class.
-
-    ``cache_crops=True`` decodes every crop once, up front (:class:`CropCache`: about 180 kB per
-    320-pixel crop), instead of once per sample; the samples are the same.
     """
 
     def __init__(
         self, faces: Sequence[FaceRecord], *, size: int = 224, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
         family: str = "sbi", seed: int = 0, config: SynthConfig | None = None, transform: Callable[..., Any] | None = None,
         paired: bool = False, weights: Sequence[float] | None = None, fingerprint: FingerprintBank | None = None, fingerprint_prob: float = 0.0,
-        cache_crops: bool = False,
     ) -> None:
         if not faces:
             raise ValueError("no faces given; run `deepfake-attention synth` or pass FaceRecord items")
@@ -192,7 +154,6 @@ class BlendedFaceDataset(Dataset):
         if not 0.0 <= fingerprint_prob <= 1.0 or (fingerprint_prob > 0 and fingerprint is None):
             raise ValueError(f"fingerprint_prob must be in [0, 1] and needs a fingerprint bank, got {fingerprint_prob}")
         self.fingerprint, self.fingerprint_prob = fingerprint, float(fingerprint_prob)
-        self.read: Callable[[str], np.ndarray] = CropCache().fill(face.crop for face in self.faces) if cache_crops else read_image
 
     @property
     def sampling(self) -> Sampling | None:
@@ -225,10 +186,10 @@ class BlendedFaceDataset(Dataset):
         if fake:
             family = "fingerprint" if generated else self.family
             sample = make_sample(self.faces, index, seed=self.seed, family=family, config=self.config, epoch=self.epoch, image_index=face,
-                                 bank=self.fingerprint, read=self.read)
+                                 bank=self.fingerprint)
             image, mask = sample.image, sample.mask
         else:
-            image = self.read(self.faces[face].crop)
+            image = read_image(self.faces[face].crop)
             if generated:
                 image, _ = soften(image, rng)
             (image,), _ = postprocess([image], sample_rng(self.seed, index, self.epoch), self.config)

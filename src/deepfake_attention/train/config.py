@@ -69,9 +69,6 @@ class DataSection:
     """Draw each face's real and its own blend into the same batch (face folders; batch size even)."""
     weighting: str = "none"
     """``"person"``: draw faces in proportion to 1 / (faces of that person), so people count, not files or frames."""
-    cache_crops: bool = False
-    """Decode the training face crops once, into memory (``synth_dataset.CropCache``), not once per sample; same samples.
-    Off by default until ``bench/train_speed.py`` shows a per-step gain worth its fill time and memory."""
 
 
 @dataclass
