@@ -32,8 +32,8 @@ held-out fold once, with seed ``fold % seeds``: every kind held out, every seed 
 instead of 12. ``--table`` trains nothing and prints the table of the records. Writes
 ``fingerprints.json`` and ``fingerprints.md`` into ``--work``.
 
-    python bench/fingerprints.py --prepared runs/recipe-arms/data --decoders src/deepfake_attention/weights/fingerprints \
-        --latent ../shared/data/generators/taef2_encoder.pth ../shared/data/generators/taef2_decoder.pth \
+    python bench/fingerprints.py --prepared runs/recipe-arms/data --decoders src/deepfake_attention/weights/fingerprints \\
+        --latent ../shared/data/generators/taef2_encoder.pth ../shared/data/generators/taef2_decoder.pth \\
         --steps 300 --seeds 3 --rotate-seeds --max-runs 5          # one session's slice
 """
 
@@ -270,9 +270,9 @@ def main() -> int:
         parser.error(f"--arms must name some of {ARMS}")
     args.work.mkdir(parents=True, exist_ok=True)
     plan = planned_runs(arms, folds, args.seeds, args.rotate_seeds)
+    recorded = {run: read_record(args.records / f"{run_name(*run)}.json", args.steps) for run in plan}
     if args.table:
-        records = [r for arm, fold, seed in plan if (r := read_record(args.records / f"{run_name(arm, fold, seed)}.json", args.steps))]
-        return write_table(records, len(plan), args)
+        return write_table([r for r in recorded.values() if r is not None], len(plan), args)
     if args.prepared is None or args.decoders is None:
         parser.error("--prepared and --decoders are needed to train or score (all but --table)")
     paths = {name: Path(path) for name, path in read_prepared(args.prepared)["paths"].items()}
@@ -286,15 +286,10 @@ def main() -> int:
             print(f"{name}: AUC {figures['auc']:.3f}, TPR {figures['tpr']:.3f}, FPR {figures['fpr']:.3f} ({figures['reals']} real / {figures['fakes']} fake units)")
         (args.work / "scored.json").write_text(json.dumps({"model": args.score_model, "sha256": detector.model_sha256, "sets": scored}, indent=2))
         return 0
-    records, trained = [], 0
-    for arm, fold, seed in plan:
-        record = read_record(args.records / f"{run_name(arm, fold, seed)}.json", args.steps)
-        if record is None and (args.max_runs is None or trained < args.max_runs):
-            record = run_one(arm, fold, seed, args, paths, sets, faces, faces_by_stem)
-            trained += 1
-        if record is not None:
-            records.append(record)
-    return write_table(records, len(plan), args)
+    missing = [run for run, record in recorded.items() if record is None]
+    for run in missing[:args.max_runs]:
+        recorded[run] = run_one(*run, args, paths, sets, faces, faces_by_stem)
+    return write_table([r for r in recorded.values() if r is not None], len(plan), args)
 
 
 def write_table(records: list[dict], planned: int, args: argparse.Namespace) -> int:

@@ -42,16 +42,15 @@ def main() -> int:
         parser.error(f"--variants must name some of {list(VARIANTS)}")
     paths = read_prepared(args.prepared)["paths"]
     config_path = Path(str(resources.files("deepfake_attention.configs") / CONFIG))
-    scratch = Path(tempfile.mkdtemp(prefix="train-speed-"))
 
-    def run(name: str) -> None:
-        out = scratch / name
-        cfg = load_config(config_path, [f"run.out={json.dumps(str(out))}", f"data.real_faces={json.dumps([paths['faces_train']])}",
+    def run(name: str, scratch: Path) -> None:
+        cfg = load_config(config_path, [f"run.out={json.dumps(str(scratch / name))}", f"data.real_faces={json.dumps([paths['faces_train']])}",
                                         f"optim.max_steps={args.steps}", "run.eval_every=0", f"run.checkpoint_every={10 * args.steps}",
                                         "run.tensorboard=false", "run.keep_checkpoints=1", *VARIANTS[name], *args.overrides])
         train(cfg, resume=False, progress=False)
 
-    timings = measure({name: (lambda name=name: run(name)) for name in names}, repeats=args.repeats, warmup=args.warmup_rounds)
+    with tempfile.TemporaryDirectory(prefix="train-speed-") as scratch:
+        timings = measure({name: (lambda name=name: run(name, Path(scratch))) for name in names}, repeats=args.repeats, warmup=args.warmup_rounds)
     verdict = Verdict()
     base = names[0]
     print(f"| variant | seconds per step | vs {base} |\n|---|---|---|")
