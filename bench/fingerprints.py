@@ -2,7 +2,7 @@
 
 Three arms, each ``--seeds`` seeds on a short fixed schedule (``--steps``):
 
-* ``blends``: the v3 recipe, self-blends only (it never sees a fingerprint).
+* ``blends``: the default recipe, self-blends only (it never sees a fingerprint).
 * ``fingerprints``: + fingerprint fakes (``synth.fingerprint_prob``) from the decoders of three
   up-sampling kinds; fold ``k`` holds out kind ``UPSAMPLERS[k]`` (all its seeds).
 * ``frequency``: ``fingerprints`` + the high-pass stem beside the trunk (``model.frequency_input``).

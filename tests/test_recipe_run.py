@@ -14,7 +14,7 @@ from skimage import data
 
 from deepfake_attention.checkpoint import read_config
 from deepfake_attention.recipe.corpus import SPLITS
-from deepfake_attention.recipe.model_card import model_card
+from deepfake_attention.recipe.model_card import MODEL_VERSION, model_card
 from deepfake_attention.recipe.run import run
 
 from .conftest import make_checkpoint
@@ -46,11 +46,15 @@ def _corpus(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_recipe_runs_end_to_end_and_writes_its_card(tmp_path: Path) -> None:
+def test_recipe_runs_in_slices_end_to_end_and_writes_its_card(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     _corpus(shared / "real-faces")
     previous = make_checkpoint(tmp_path / "previous", detector="haar", size=32)
-    summary = run(shared, tmp_path / "run", landmarks=False, overrides=TINY, previous=previous, robustness=False)
+    paused = run(shared, tmp_path / "run", landmarks=False, overrides=[*TINY, "run.stop_at_step=2"], previous=previous, robustness=False)
+    assert paused["paused"] and paused["steps"] == 2 and "units" not in paused  # a slice: neither calibrated nor evaluated
+    assert not (tmp_path / "run" / "eval-test_sbi").exists()
+    summary = run(shared, tmp_path / "run", landmarks=False, overrides=TINY, previous=previous, robustness=False, resume=True)
+    assert summary["resumed"] and "paused" not in summary
     prepared = summary["prepared"]
     assert prepared["split_seed"] == 20261201 and set(prepared["split"]) == set(SPLITS)
     people = {s: sum(g["identities"] for g in prepared["split"][s].values()) for s in SPLITS}
@@ -68,3 +72,4 @@ def test_recipe_runs_end_to_end_and_writes_its_card(tmp_path: Path) -> None:
     card = model_card(tmp_path / "run")
     assert "research use only" in card and "No generated, face-swapped or reenacted image" in card
     assert f"seed {prepared['split_seed']}" in card and "| overall |" in card and "previous" in card
+    assert card.startswith(f"# deepfake-attention default model ({MODEL_VERSION})") and "the face crop itself (no trunk)" in card

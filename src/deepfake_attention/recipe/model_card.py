@@ -7,6 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..model.backbones import trunk_spec
+
+MODEL_VERSION = "v4"
+"""The shipped default model's version: v2 (seed block, one person's frames), v3 (many people, stride-8 trunk),
+v4 (stride-16 trunk, milder compression)."""
 SETS = {"test_sbi": "test people, self-blended as in training", "test_other": "test people, differently made family"}
 
 
@@ -81,6 +86,13 @@ def _face_rows(evaluations: dict[str, dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _trunk_words(trunk: str | None) -> str:
+    """How the card names the trunk of ``model.trunk`` (None: the seed block alone, on the image)."""
+    if trunk in (None, "none"):
+        return "the face crop itself (no trunk)"
+    return f"a MobileNetV2 trunk cut at stride {trunk_spec(trunk).stride} (ImageNet-initialised)"
+
+
 def model_card(run_dir: Path) -> str:
     """Markdown model card of the recipe run in ``run_dir``."""
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -89,10 +101,10 @@ def model_card(run_dir: Path) -> str:
     data, synth = cfg["data"], cfg["synth"]
     previous_sha = _get(summary, "units", "previous", "model_sha256")
     lines = [
-        "# deepfake-attention default model (v3)",
+        f"# deepfake-attention default model ({MODEL_VERSION})",
         "",
-        "The seed's spatial-attention CNN (attention gate, conv 64-128-256, 512-d fusion, classifier) on a MobileNetV2",
-        f"trunk cut at stride 8 (ImageNet-initialised), on {data['size']}x{data['size']} face crops: {data['detector']} face detection,",
+        f"The seed's spatial-attention CNN (attention gate, conv 64-128-256, 512-d fusion, classifier) on {_trunk_words(cfg['model'].get('trunk'))},",
+        f"on {data['size']}x{data['size']} face crops: {data['detector']} face detection,",
         f"square crop of {data['crop_scale']}x the face box, the part past the image border filled ({data['crop_border']}).",
         "",
         "## Data and its terms",

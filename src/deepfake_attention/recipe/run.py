@@ -1,4 +1,4 @@
-"""The default model's recipe (v3), one command from real faces to a calibrated, evaluated checkpoint.
+"""The default model's recipe (v3 and later), one command from real faces to a calibrated, evaluated checkpoint.
 
     python -m deepfake_attention.recipe --data ../shared/data --out runs/default-model [--install]
 
@@ -19,6 +19,9 @@
 6. Evaluation: ``evaluate`` on both test sets, and the unit-level report per source group, next
    to the previously shipped model on the same units. ``--install`` copies the result into the
    package with its model card.
+
+A run given ``--set run.stop_at_step=N`` trains up to step N and stops there (a session's slice):
+it writes a paused summary and skips steps 5-6 and the install; ``--resume`` continues it.
 """
 
 from __future__ import annotations
@@ -123,6 +126,11 @@ def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[s
     ] + list(overrides or []))
     result = train(cfg, resume=resume)
     after_train = time.perf_counter()
+    if result.paused:
+        summary = {"model_dir": str(result.model_dir), "steps": result.step, "paused": True, "resumed": resume,
+                   "minutes": {"prepare": (after_prepare - started) / 60, "train": (after_train - after_prepare) / 60}}
+        atomic_write_json(out / "summary.json", summary)
+        return summary
     calibration = calibrate(result.model_dir, paths["calibration"], target_fpr=TARGET_FPR)
     faces = _faces(work)
     detector = Detector.load(result.model_dir)
@@ -174,7 +182,10 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="copy the result into the package as the shipped default model")
     args = parser.parse_args()
     summary = run(Path(args.data), Path(args.out), landmarks=not args.no_landmarks, overrides=args.overrides, resume=args.resume, limit=args.limit)
-    print(json.dumps({k: summary[k] for k in ("model_dir", "steps", "minutes", "unit_threshold")}, indent=2))
+    print(json.dumps({k: summary[k] for k in ("model_dir", "steps", "minutes", "unit_threshold") if k in summary}, indent=2))
+    if summary.get("paused"):
+        print(f"paused at step {summary['steps']}: not calibrated, evaluated or installed; continue with --resume")
+        return
     if args.install:
         from .model_card import model_card
 
