@@ -260,3 +260,41 @@ def test_text_summary(run: tuple) -> None:
     metrics, _ = run
     text = text_summary(metrics)
     assert "16 of 17 crops evaluated" in text and f"AUC {metrics['classification']['auc_roc']:.3f}" in text and "robustness: clean AUC" in text
+
+
+def test_each_kind_of_fake_against_all_reals(dataset: dict, tmp_path: Path) -> None:
+    """Fakes of two kinds, named by their ``fake/<kind>/`` folder and by a ``video_id`` prefix: each
+    kind's AUC and TPR are those of its fakes against every real, computed here with scikit-learn."""
+    rows, kinds = [], []
+    for k, (crop, label) in enumerate(zip(dataset["crops"], dataset["y"])):
+        if label == 0:
+            folder, video_id, kind = tmp_path / "real", "", None
+        elif k % 4 == 1:
+            folder, video_id, kind = tmp_path / "fake" / "fingerprint", "", "fingerprint"
+        else:
+            folder, video_id, kind = tmp_path / "fake", f"Deepfakes/{k:03d}", "Deepfakes"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(crop).save(folder / f"c{k:02d}.png")
+        rows.append(ManifestRow(path=str(folder / f"c{k:02d}.png"), label="fake" if label else "real", video_id=video_id))
+        kinds.append(kind)
+    threshold = float(np.median(dataset["probs"]))
+    metrics = evaluate(rows, tmp_path / "out", model=dataset["checkpoint"], threshold=threshold, **FAST).metrics
+    section = metrics["fake_types"]
+    assert list(section["types"]) == ["fingerprint", "Deepfakes"] and section["n_real"] == 8
+    probs, y = dataset["probs"], dataset["y"]
+    assert section["fpr"] == pytest.approx(float((probs[y == 0] >= threshold).mean()))
+    for name, figures in section["types"].items():
+        chosen = np.array([label == 0 or kind == name for label, kind in zip(y, kinds)])
+        fakes = probs[np.array([kind == name for kind in kinds])]
+        assert figures["n_fake"] == fakes.size == 4
+        assert figures["auc"] == pytest.approx(roc_auc_score(y[chosen], probs[chosen]), abs=1e-9)
+        assert figures["tpr"] == pytest.approx(float((fakes >= threshold).mean()))
+        assert figures["auc_ci"]["low"] <= figures["auc"] <= figures["auc_ci"]["high"]
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "Per kind of fake" in report and "fingerprint" in report
+    assert "per kind of fake: fingerprint AUC" in text_summary(metrics)
+
+
+def test_no_kind_section_when_fakes_have_no_kind(run: tuple) -> None:
+    metrics, _ = run
+    assert metrics["fake_types"] is None and "Per kind of fake" not in (run[1].report_path.read_text())

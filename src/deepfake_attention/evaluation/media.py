@@ -42,6 +42,7 @@ from ..analysis.results import STATUSES, ResultRow
 from ..data.manifest import SPLITS, ManifestRow, manifest_rows
 from ..detector import Detector
 from ..files import atomic_write_bytes, atomic_write_json
+from .fake_types import media_group
 from .media_levels import CONVENTION, LEVELS, MISSING_SCORE, CISettings, ScoredFile, level_section
 from .sections import jsonable
 
@@ -89,18 +90,6 @@ class MediaEvalResult:
     """The analysis run's: 1 when any file is an error (or has no face, with ``fail_on_no_face``), else 0."""
     analysis: RunSummary
     untrained: bool = False
-
-
-def media_group(row: ManifestRow) -> str:
-    """The manipulation type of a fake, or the source of a real: the ``video_id`` prefix before ``/``;
-    else the folder right under the file's nearest ``fake/`` (``real/``) folder; else the label."""
-    if "/" in row.video_id:
-        return row.video_id.split("/", 1)[0]
-    folders = Path(row.path).parts[:-1]
-    for k in range(len(folders) - 1, -1, -1):
-        if folders[k] == row.label:
-            return folders[k + 1] if k + 1 < len(folders) else row.label
-    return row.label
 
 
 def face_scores(row: ResultRow) -> list[float]:

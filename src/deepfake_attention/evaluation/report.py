@@ -106,6 +106,19 @@ def _classification(m: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _fake_types(m: dict[str, Any]) -> str:
+    kinds = m.get("fake_types")
+    if not kinds:
+        return ""
+    rows = [(name, t["n_fake"], t["auc"], f"{t['auc_ci']['low']:.3f}-{t['auc_ci']['high']:.3f}" if t["auc_ci"] else "-", t["tpr"]) for name, t in kinds["types"].items()]
+    return "\n".join([
+        "<h2 id='fake-types'>Per kind of fake</h2>",
+        f"<p>Each kind's fakes against all {kinds['n_real']} reals (their false-positive rate at the threshold: {kinds['fpr']:.3f}). "
+        "A fake's kind is its <code>video_id</code> prefix before <code>/</code>, else the folder under <code>fake/</code>.</p>",
+        _table(("kind", "fakes", "AUC", "95% CI", "TPR at the threshold"), rows),
+    ])
+
+
 def _calibration(m: dict[str, Any]) -> str:
     cal = m["calibration"]
     rows = [(f"checkpoint T = {cal['temperature']:g}", cal["checkpoint"]["ece"], cal["checkpoint"]["brier"], cal["checkpoint"]["nll"])]
@@ -286,7 +299,7 @@ def write_eval_report(metrics: dict[str, Any], examples: dict[str, list[Example]
                  f"Model {_e(model['sha256'][:12])}, input {model['size']} px, checkpoint T = {model['temperature']:g}, threshold used {metrics['threshold']:.3f}. "
                  f"<small>{_e(metrics['scores'])}. All numbers: metrics.json beside this file.</small></p>")
     parts += [f"<p class='note'>{_e(note)}</p>" for note in metrics["notes"]]
-    parts += [_classification(metrics), _calibration(metrics), _localization(metrics), _faithfulness(metrics), _video(metrics), _robustness(metrics), _examples(examples)]
+    parts += [_classification(metrics), _fake_types(metrics), _calibration(metrics), _localization(metrics), _faithfulness(metrics), _video(metrics), _robustness(metrics), _examples(examples)]
     parts.append("<h2 id='errors'>Errors</h2>")
     parts.append(_table(("file", "column", "split", "message"), [(e["path"], e["column"], e["split"], e["message"]) for e in metrics["errors"]])
                  if metrics["errors"] else "<p>Every file could be read.</p>")
@@ -296,13 +309,15 @@ def write_eval_report(metrics: dict[str, Any], examples: dict[str, list[Example]
 
 
 def text_summary(metrics: dict[str, Any]) -> str:
-    """A few lines for the command line: counts, detection, calibration, localisation, robustness."""
+    """A few lines for the command line: counts, detection (per kind of fake too), calibration, localisation, robustness."""
     c, counts = metrics["classification"], metrics["counts"]
     lines = ["WARNING: UNTRAINED placeholder model - every number is meaningless."] if not metrics["model"]["trained"] else []
     lines.append(f"{counts['evaluated']} of {counts['rows']} crops evaluated ({counts['real']} real, {counts['fake']} fake); {counts['errors']} unreadable files")
     ci = c.get("auc_ci")
     lines.append(f"AUC {_n(c['auc_roc'])}" + (f" [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "") + f", AP {_n(c['average_precision'])}, EER {_n(c['eer'])}, "
                  f"accuracy {_n(c['accuracy'])} at threshold {c['threshold']:.3f}" + (f" ({c['unavailable']})" if c.get("unavailable") else ""))
+    if metrics.get("fake_types"):
+        lines.append("per kind of fake: " + ", ".join(f"{name} AUC {_n(t['auc'])} (TPR {_n(t['tpr'])})" for name, t in metrics["fake_types"]["types"].items()))
     cal = metrics["calibration"]
     fitted = cal.get("fitted")
     lines.append(f"ECE {_n(cal['checkpoint']['ece'])} at T = {cal['temperature']:g}"

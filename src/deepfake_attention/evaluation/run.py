@@ -3,7 +3,8 @@
 One batched pass reads each crop once and runs the :class:`~.detector.Detector` with Grad-CAM++
 (logits, attention gate and Grad-CAM++ map from one forward); everything else is derived from
 what that pass collects: detection metrics, calibration, localisation against the forgery masks
-(fakes only, next to the mean-mask baseline), faithfulness, video-level scores and, with
+(fakes only, next to the mean-mask baseline), faithfulness, detection per kind of fake
+(:mod:`.fake_types`: FaceForensics++ methods, or families in ``fake/<kind>/`` folders), video-level scores and, with
 ``robustness=True``, the scores under every level of :data:`~.data.perturb.PERTURBATIONS`.
 Rows are face crops scored as they are (resized to the checkpoint's size, no face detection).
 An unreadable image or mask is listed in ``metrics.json["errors"]`` and left out, never replaced.
@@ -35,6 +36,7 @@ from ..data.transforms import FAKE_INDEX
 from ..detector import Detector
 from ..files import atomic_write_json
 from ..metrics import boundary_map, explanation_images, normalized_entropy, summarize
+from .fake_types import fake_type_section, media_group
 from .sections import (
     Example,
     LocalizationScores,
@@ -349,6 +351,7 @@ def evaluate(manifest: RowSource, out_dir: str | Path, *, model: str | Path | De
         "focus": {key: summarize(values).to_dict() for key, values in sorted(got.entropy.items())},
         "localization": None,
         "faithfulness": {**{name: drop_and_increase(got.faith_full, values, threshold) for name, values in got.faith_expl.items()}, "causal": None, "randomization": None},
+        "fake_types": fake_type_section([media_group(rows[i]) for i in got.index], y, p, threshold, bootstrap=opts.bootstrap, seed=opts.seed),
         "video": video_section([rows[i].video_id for i in got.index], [rows[i].frame for i in got.index], y, p, threshold),
         "robustness": None,
     }
