@@ -1,6 +1,6 @@
 """Contact sheet of synthesized forgeries, plus face-finding counts and timing on the inputs.
 
-Runs :func:`deepfake_attention.data.synth_dataset.synthesize` twice (family ``sbi`` and
+Runs :func:`deepfake_attention.data.synth_writer.synthesize` twice (family ``sbi`` and
 ``other``, one fake per face) into a work folder, prints how many frames and faces the inputs
 gave (detector hits per frame) and the detection time per frame, then renders ``--count``
 fakes, half of each family, one per row:
@@ -30,7 +30,9 @@ from _timing import Stats, measure
 from deepfake_attention.data.faces import detect_faces
 from deepfake_attention.data.manifest import read_manifest
 from deepfake_attention.data.synth import family_config
-from deepfake_attention.data.synth_dataset import make_sample, read_faces, synthesize
+from deepfake_attention.data.face_records import read_faces
+from deepfake_attention.data.synth_dataset import make_sample
+from deepfake_attention.data.synth_writer import synthesize
 from deepfake_attention.explain.render import map_png
 
 TILE = 160

@@ -119,7 +119,8 @@ def test_fingerprint_fakes_are_deterministic_unmasked_and_post_processed_like_th
 def test_blended_faces_mix_in_fingerprint_fakes_without_masks(tmp_path: Path) -> None:
     from PIL import Image
 
-    from deepfake_attention.data.synth_dataset import BlendedFaceDataset, FaceRecord
+    from deepfake_attention.data.face_records import FaceRecord
+    from deepfake_attention.data.synth_dataset import BlendedFaceDataset
 
     records = []
     for k, face in enumerate(_faces(3, size=48)):
@@ -142,7 +143,8 @@ def test_fingerprint_held_out_sets_have_no_masks(tmp_path: Path) -> None:
     from PIL import Image
 
     from deepfake_attention.data.manifest import read_manifest
-    from deepfake_attention.data.synth_dataset import FaceRecord, write_fakes
+    from deepfake_attention.data.face_records import FaceRecord
+    from deepfake_attention.data.synth_writer import write_fakes
 
     records = []
     for k, face in enumerate(_faces(2, size=48)):

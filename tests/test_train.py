@@ -155,7 +155,7 @@ def test_paired_weighted_sampling_keeps_pairs_and_follows_the_weights() -> None:
 
 
 def test_person_weights_count_people_not_files() -> None:
-    from deepfake_attention.data.synth_dataset import FaceRecord, person_weights
+    from deepfake_attention.data.face_records import FaceRecord, person_weights
 
     faces = [FaceRecord("a.png", (0, 0, 4, 4), person="obama"), FaceRecord("b.png", (0, 0, 4, 4), person="obama"),
              FaceRecord("c.png", (0, 0, 4, 4), source_id="clip"), FaceRecord("d.png", (0, 0, 4, 4), source_id="clip"),
@@ -165,7 +165,8 @@ def test_person_weights_count_people_not_files() -> None:
 
 def test_blended_dataset_asks_for_pairs_and_person_weights() -> None:
     from deepfake_attention.data.datasets import Sampling
-    from deepfake_attention.data.synth_dataset import BlendedFaceDataset, FaceRecord
+    from deepfake_attention.data.face_records import FaceRecord
+    from deepfake_attention.data.synth_dataset import BlendedFaceDataset
 
     faces = [FaceRecord(f"{k}.png", (0, 0, 4, 4)) for k in range(3)]
     assert BlendedFaceDataset(faces, size=16).sampling is None

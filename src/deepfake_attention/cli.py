@@ -253,7 +253,7 @@ def _add_synth(parser: argparse.ArgumentParser) -> None:
 
 def _run_synth(args: argparse.Namespace) -> int:
     from .data.synth import family_config
-    from .data.synth_dataset import synthesize
+    from .data.synth_writer import synthesize
 
     manifest = synthesize(
         args.inputs, args.out, per_face=args.per_face, seed=args.seed, family=args.family, landmarks=args.landmarks,

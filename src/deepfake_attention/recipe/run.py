@@ -38,7 +38,8 @@ from typing import Any
 
 from ..checkpoint import CONFIG_FILE, read_config
 from ..data.synth import family_config
-from ..data.synth_dataset import read_faces, write_fakes
+from ..data.face_records import read_faces
+from ..data.synth_writer import write_fakes
 from ..detector import DEFAULT_MODEL_DIR, Detector
 from ..evaluation import calibrate, evaluate
 from ..files import atomic_write_json

@@ -44,7 +44,7 @@ def _stem(path: str) -> str:
 
 
 def score_units(detector: Detector, manifest: str | Path, faces: Sequence[FaceInfo], *, batch_size: int = 64) -> list[Unit]:
-    """Score a held-out manifest (written by :func:`~..data.synth_dataset.write_fakes` from the recipe's
+    """Score a held-out manifest (written by :func:`~..data.synth_writer.write_fakes` from the recipe's
     faces) with ``detector`` and average each person's frames of a file, per class."""
     by_stem = {Path(face.crop).stem: face for face in faces}
     rows = read_manifest(manifest)

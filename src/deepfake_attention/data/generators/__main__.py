@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..synth_dataset import read_faces
+from ..face_records import read_faces
 from .nets import UPSAMPLERS
 from .store import decoder_name, save_decoder
 from .training import PSNR_FLOOR, TrainSettings, read_crops, train_decoder
