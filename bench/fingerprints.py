@@ -223,7 +223,8 @@ def held_out(record: dict, name: str) -> bool:
 
 def table(records: list[dict], sets: list[str]) -> list[str]:
     """Per arm: AUC per set (mean over its runs where the set is held out; [min-max]), the worst held-out kind, the real FPR."""
-    head = ["arm", "runs", *[f"AUC {s}" for s in sets], "worst held-out fp kind", "FPR overall", "Grad-CAM++ spread (sbi / fp)"]
+    head = ["arm", "runs", *[f"AUC {s}" for s in sets], "worst held-out fp kind", "FPR overall", "FPR per group", "Grad-CAM++ spread (sbi / fp)",
+            "largest region (sbi / fp)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for arm in ARMS:
         runs = [r for r in records if r["arm"] == arm]
@@ -236,12 +237,20 @@ def table(records: list[dict], sets: list[str]) -> list[str]:
         kinds = {kind: [r["units"][f"fp_{kind}"]["overall"]["auc"] for r in runs if held_out(r, f"fp_{kind}") and f"fp_{kind}" in r["units"]] for kind in UPSAMPLERS}
         worst = min(((np.mean(v), k) for k, v in kinds.items() if v), default=None)
         fpr = [r["units"]["test_sbi"]["overall"]["fpr"] for r in runs]
-        spread_sbi = [r["cam"]["test_sbi"]["spread"] for r in runs if "test_sbi" in r.get("cam", {})]
-        spread_fp = [r["cam"][s]["spread"] for r in runs for s in r.get("cam", {}) if s.startswith("fp_")]
-        spread = f"{np.mean(spread_sbi):.2f} / {np.mean(spread_fp):.2f}" if spread_sbi and spread_fp else "n/a"
-        cells += [f"{worst[1]} {worst[0]:.3f}" if worst else "n/a", f"{np.mean(fpr):.3f}", spread]
+        groups = {g: [r["units"]["test_sbi"]["groups"][g]["fpr"] for r in runs if g in r["units"]["test_sbi"]["groups"]]
+                  for g in dict.fromkeys(g for r in runs for g in r["units"]["test_sbi"]["groups"])}
+        cells += [f"{worst[1]} {worst[0]:.3f}" if worst else "n/a", f"{np.mean(fpr):.3f} [{min(fpr):.3f}-{max(fpr):.3f}]",
+                  ", ".join(f"{g} {min(v):.2f}-{max(v):.2f}" for g, v in groups.items()),
+                  _cam_cell(runs, "spread"), _cam_cell(runs, "largest_share")]
         lines.append(f"| {arm} | {len(runs)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _cam_cell(runs: list[dict], key: str) -> str:
+    """Mean of a Grad-CAM++ figure over the runs, on the self-blends / on every fingerprint set."""
+    sbi = [r["cam"]["test_sbi"][key] for r in runs if "test_sbi" in r.get("cam", {})]
+    fp = [r["cam"][s][key] for r in runs for s in r.get("cam", {}) if s.startswith("fp_")]
+    return f"{np.mean(sbi):.2f} / {np.mean(fp):.2f}" if sbi and fp else "n/a"
 
 
 def main() -> int:

@@ -45,9 +45,10 @@ def fake_type_section(kinds: Sequence[str], y: np.ndarray, p: np.ndarray, thresh
         return None
     out: dict[str, Any] = {"n_real": int(reals.sum()), "fpr": float((p[reals] >= threshold).mean()), "threshold": float(threshold), "types": {}}
     for name in names:
-        chosen = reals | ((y == 1) & (kinds == name))
+        of_kind = (y == 1) & (kinds == name)
+        chosen = reals | of_kind
         ci = bootstrap_ci(auc_roc, y[chosen], p[chosen], n=bootstrap, seed=seed, stratify=True) if bootstrap > 0 else None
-        fakes = p[(y == 1) & (kinds == name)]
+        fakes = p[of_kind]
         out["types"][name] = {"n_fake": int(fakes.size), "auc": auc_roc(y[chosen], p[chosen]), "auc_ci": None if ci is None else ci.to_dict(),
                               "tpr": float((fakes >= threshold).mean())}
     return out

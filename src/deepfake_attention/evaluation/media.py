@@ -16,7 +16,7 @@ type against **all** reals, the usual FaceForensics++ per-method protocol) and `
 reals of one source: false-positive rate). The type of a fake and the source of a real is its
 ``video_id`` prefix before ``/`` (``Deepfakes``, ``Celeb-synthesis``, ``original``,
 ``YouTube-real``); without one, the folder under the file's nearest ``fake/`` (``real/``) folder,
-else the label itself (:func:`media_group`).
+else the label itself (:func:`~.fake_types.media_group`).
 
 Files with no face or that could not be read are never dropped: each group counts them per status,
 and every figure is given twice, over the scored files (``scored``) and with each such file as one
