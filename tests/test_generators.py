@@ -142,8 +142,8 @@ def test_blended_faces_mix_in_fingerprint_fakes_without_masks(tmp_path: Path) ->
 def test_fingerprint_held_out_sets_have_no_masks(tmp_path: Path) -> None:
     from PIL import Image
 
-    from deepfake_attention.data.manifest import read_manifest
     from deepfake_attention.data.face_records import FaceRecord
+    from deepfake_attention.data.manifest import read_manifest
     from deepfake_attention.data.synth_writer import write_fakes
 
     records = []

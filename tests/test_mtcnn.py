@@ -15,8 +15,8 @@ from matplotlib import cbook
 from PIL import Image
 from skimage import data as skdata
 
-from deepfake_attention.data import mtcnn, mtcnn_nets
 from deepfake_attention.crops import square_crop_box
+from deepfake_attention.data import mtcnn, mtcnn_nets
 from deepfake_attention.data.mtcnn import Detections, MTCNNDetector, MTCNNSettings
 from deepfake_attention.data.mtcnn_nets import WEIGHTS_DIR, WEIGHTS_SHA256, Flatten, MTCNNWeightsError, load_net, pyramid_layout
 

@@ -20,15 +20,15 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from deepfake_attention.crops import central_face_box
 from deepfake_attention.data.datasets import HorizontalFlip, ManifestDataset
+from deepfake_attention.data.face_records import read_faces
 from deepfake_attention.data.faces import detect_faces
 from deepfake_attention.data.landmarks import LandmarkPredictor, landmarks_available
 from deepfake_attention.data.manifest import read_manifest
 from deepfake_attention.data.masks import BOX_SHAPES, OTHER_SHAPES, SBI_SHAPES
 from deepfake_attention.data.synth import SynthConfig, cross_blend, family_config, self_blend
-from deepfake_attention.data.face_records import read_faces
 from deepfake_attention.data.synth_dataset import BlendedFaceDataset
-from deepfake_attention.data.synth_writer import _sample_frames, synthesize
 from deepfake_attention.data.synth_ops import poisson_clone
+from deepfake_attention.data.synth_writer import _sample_frames, synthesize
 from deepfake_attention.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 from .conftest import REAL_VIDEOS, write_image

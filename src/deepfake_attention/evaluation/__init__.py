@@ -9,7 +9,7 @@ A manifest of whole images and videos (FaceForensics++, Celeb-DF) goes through `
 (``evaluate(..., media=True)`` or :func:`evaluate_media`): media-level and face-level AUC, TPR and
 FPR overall, per manipulation type and per source of the reals.
 
-- ``run``: :func:`evaluate`, scoring the manifest and assembling the sections;
+- ``run``: :func:`evaluate`, assembling the sections; ``scoring``: its one pass over the crops; ``options``: its options;
 - ``media``: :func:`evaluate_media`; ``media_report``: its HTML report and console summary;
 - ``sections``: the metric sections computed from the scored examples;
 - ``report``: the HTML report; ``calibrate``: :func:`calibrate`.

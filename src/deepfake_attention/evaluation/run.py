@@ -11,95 +11,40 @@ An unreadable image or mask is listed in ``metrics.json["errors"]`` and left out
 A manifest of whole images and videos (FaceForensics++, Celeb-DF) is evaluated with
 ``media=True``, which hands it to :func:`~.media.evaluate_media`; a crop manifest that lists
 videos is refused with a message saying so.
+
+The scoring pass is :mod:`.scoring`; the options are :class:`~.options.EvaluateOptions`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ..data.datasets import read_mask
 from ..data.inputs import kind_of
-from ..data.manifest import SPLITS, ManifestRow, manifest_rows
-from ..data.media import MediaError, read_image
-from ..data.perturb import PERTURBATIONS, apply_perturbation, perturbation_name
-from ..data.transforms import FAKE_INDEX
+from ..data.manifest import ManifestRow, manifest_rows
+from ..data.perturb import PERTURBATIONS, perturbation_name
 from ..detector import Detector
 from ..files import atomic_write_json
-from ..metrics import boundary_map, explanation_images, normalized_entropy, summarize
+from ..metrics import summarize
 from .fake_types import fake_type_section, media_group
-from .sections import (
-    Example,
-    LocalizationScores,
-    MaskMean,
-    batches,
-    calibration_section,
-    causal_section,
-    classification_section,
-    drop_and_increase,
-    jsonable,
-    predict_probs,
-    randomization_section,
-    robustness_section,
-    video_section,
-)
+from .options import EvaluateOptions
+from .scoring import mask_baseline, score_calibration, score_pass
+from .sections import calibration_section, causal_section, classification_section, drop_and_increase, jsonable, randomization_section, robustness_section, video_section
 
 if TYPE_CHECKING:
     from .media import MediaEvalResult
 
+__all__ = ["EvalResult", "EvaluateOptions", "evaluate"]
+
 RowSource = str | Path | Sequence[ManifestRow]
 UNTRAINED_NOTE = "UNTRAINED placeholder model: every score is meaningless"
-
-
-@dataclass(frozen=True)
-class EvaluateOptions:
-    """The knobs of :func:`evaluate`, validated on construction."""
-
-    threshold: float | None = None
-    """P(fake) threshold for label=fake (default: the checkpoint's)."""
-    target_fpr: float = 0.05
-    """Also report the threshold reaching this false-positive rate."""
-    robustness: bool = False
-    """Re-score the set under every level of :data:`PERTURBATIONS`."""
-    faithfulness_limit: int = 64
-    """Fakes used for deletion/insertion and the randomisation check (0: skip both)."""
-    bootstrap: int = 200
-    """Stratified bootstrap replicates for the AUC's 95% CI (0: none)."""
-    top_k: int = 4
-    """Examples per group in the report's grid."""
-    split: str | None = None
-    """Evaluate only the rows of this split (train, val, test; "" = unassigned)."""
-    calibration_split: str | None = None
-    """Filter the calibration rows to this split (default calibration: the manifest's rows of it)."""
-    batch_size: int = 32
-    device: str = "auto"
-    seed: int = 0
-    progress: bool | None = None
-    """None: a progress bar only when stderr is a terminal."""
-
-    def __post_init__(self) -> None:
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
-        if not 0.0 <= self.target_fpr <= 1.0:
-            raise ValueError(f"target_fpr must be in [0, 1], got {self.target_fpr}")
-        for name in ("faithfulness_limit", "bootstrap", "top_k"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        for name in ("split", "calibration_split"):
-            value = getattr(self, name)
-            if value is not None and value not in (*SPLITS, ""):
-                raise ValueError(f"{name} must be one of {', '.join(SPLITS)} or '' (unassigned), got {value!r}")
 
 
 @dataclass
@@ -125,153 +70,6 @@ def _rows(source: RowSource, what: str, split: str | None) -> list[ManifestRow]:
     return rows
 
 
-def _subset_key(seed: int, index: int) -> float:
-    """The uniform key that picks the faithfulness subset: the ``limit`` smallest keys win
-    (order- and process-independent: a function of (seed, index) only)."""
-    return float(np.random.default_rng(np.random.SeedSequence([seed, 1, index])).random())
-
-
-@dataclass
-class _Collected:
-    """Everything the scoring pass keeps: per-sample scores, bounded heaps of crops and maps."""
-
-    index: list[int] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    logits: list[tuple[float, float]] = field(default_factory=list)
-    probs: list[float] = field(default_factory=list)
-    loc: LocalizationScores = field(default_factory=LocalizationScores)
-    masked: list[int] = field(default_factory=list)
-    own_masks: MaskMean = field(default_factory=MaskMean)
-    fakes_without_mask: int = 0
-    entropy: dict[str, list[float]] = field(default_factory=dict)
-    faith_full: list[float] = field(default_factory=list)
-    faith_expl: dict[str, list[float]] = field(default_factory=lambda: {"gradcampp": [], "attention": []})
-    subset: list[tuple[float, int, Example]] = field(default_factory=list)
-    examples: dict[str, list[tuple[float, int, Example]]] = field(default_factory=dict)
-    perturbed: dict[str, list[float]] = field(default_factory=dict)
-
-
-def _keep_top(heap: list, key: float, index: int, item: Any, limit: int) -> None:
-    """Keep the ``limit`` items with the largest ``(key, index)`` in a min-heap."""
-    if len(heap) < limit:
-        heapq.heappush(heap, (key, index, item))
-    elif limit > 0:
-        heapq.heappushpop(heap, (key, index, item))
-
-
-def _score_pass(detector: Detector, rows: list[ManifestRow], opts: EvaluateOptions, threshold: float, errors: list[dict[str, str]]) -> _Collected:
-    size = detector.config.preprocess.size
-    got = _Collected()
-    bar = tqdm(total=len(rows), desc="evaluate", unit="crop", disable=None if opts.progress is None else not opts.progress)
-    for chunk in batches(list(enumerate(rows)), opts.batch_size):
-        images, masks, kept = [], [], []
-        for index, row in chunk:
-            try:
-                image = read_image(row.path)
-            except MediaError as error:
-                errors.append({"path": row.path, "column": "path", "split": "evaluation", "message": str(error)})
-                continue
-            mask = None
-            if row.is_fake and row.mask:
-                try:
-                    mask = read_mask(row.mask, size, image.shape[:2])
-                except MediaError as error:
-                    errors.append({"path": row.mask, "column": "mask", "split": "evaluation", "message": f"{error} (the image is scored, but not used for localisation)"})
-            images.append(image)
-            masks.append(mask)
-            kept.append((index, row))
-        bar.update(len(chunk))
-        if images:
-            _collect(got, detector, images, masks, kept, opts, threshold)
-    bar.close()
-    return got
-
-
-def _collect(got: _Collected, detector: Detector, images: list[np.ndarray], masks: list[np.ndarray | None], kept: list[tuple[int, ManifestRow]],
-             opts: EvaluateOptions, threshold: float) -> None:
-    preds = detector.predict(images, cam=True)
-    labels = np.array([int(row.is_fake) for _, row in kept])
-    probs = np.array([p.prob_fake for p in preds])
-    crops = np.stack([p.crop for p in preds])
-    maps = {"attention": np.stack([p.attention for p in preds]).astype(np.float64), "gradcampp": np.stack([p.gradcampp for p in preds]).astype(np.float64)}
-    got.index += [index for index, _ in kept]
-    got.labels += labels.tolist()
-    got.logits += [p.logits for p in preds]
-    got.probs += probs.tolist()
-    for name, values in maps.items():
-        for label, entropy in zip(labels, np.atleast_1d(normalized_entropy(values))):
-            got.entropy.setdefault(f"{name}/{'fake' if label == FAKE_INDEX else 'real'}", []).append(float(entropy))
-    # localisation: fakes with a readable mask
-    with_mask = [k for k, m in enumerate(masks) if m is not None]
-    got.fakes_without_mask += int(sum(1 for k, m in enumerate(masks) if m is None and labels[k] == FAKE_INDEX))
-    if with_mask:
-        gray = np.stack([masks[k] for k in with_mask])
-        soft = gray / 255.0
-        edge = boundary_map(soft).astype(np.float64)
-        for name, values in maps.items():
-            got.loc.add(name, "mask", values[with_mask], soft)
-            got.loc.add(name, "boundary", values[with_mask], edge)
-        got.masked += [kept[k][0] for k in with_mask]
-        got.own_masks.add(gray)
-    # Average Drop / Increase in Confidence: correctly classified fakes, image x map in pixel space
-    correct = np.flatnonzero((labels == FAKE_INDEX) & (probs >= threshold))
-    if correct.size:
-        got.faith_full += probs[correct].tolist()
-        for name, values in maps.items():
-            got.faith_expl[name] += predict_probs(detector, explanation_images(crops[correct], values[correct]), opts.batch_size).tolist()
-    for k, ((index, row), pred) in enumerate(zip(kept, preds)):
-        example = Example(row.path, int(labels[k]), pred.prob_fake, pred.crop, pred.attention, pred.gradcampp)
-        if labels[k] == FAKE_INDEX:
-            _keep_top(got.subset, -_subset_key(opts.seed, index), index, example, opts.faithfulness_limit)
-        group = "fake" if labels[k] == FAKE_INDEX else "real"
-        _keep_top(got.examples.setdefault(f"{group}/high", []), pred.prob_fake, index, example, opts.top_k)
-        _keep_top(got.examples.setdefault(f"{group}/low", []), -pred.prob_fake, -index, example, opts.top_k)
-    if opts.robustness:
-        for kind, levels in PERTURBATIONS.items():
-            for level in levels:
-                moved = [apply_perturbation(image, kind, level, seed=opts.seed, index=index) for image, (index, _) in zip(images, kept)]
-                got.perturbed.setdefault(perturbation_name(kind, level), []).extend(predict_probs(detector, moved, opts.batch_size).tolist())
-
-
-def _baseline(got: _Collected, rows: list[ManifestRow], size: int, prior_rows: list[ManifestRow] | None, errors: list[dict[str, str]], batch_size: int) -> dict[str, Any]:
-    """Score the mean-mask prior (and the mean boundary) against each localised fake's mask."""
-    if prior_rows is None:
-        mean, kind = got.own_masks, ("optimistic baseline", "the mean mask of the evaluated fakes themselves")
-    else:
-        mean, kind = MaskMean(), ("prior baseline", "the mean mask of the given prior_masks fakes (normally the training split)")
-        for row in prior_rows:
-            if row.is_fake and row.mask:
-                try:
-                    mean.add(read_mask(row.mask, size))
-                except MediaError as error:
-                    errors.append({"path": row.mask, "column": "mask", "split": "prior", "message": str(error)})
-        if mean.count == 0:
-            raise ValueError("prior_masks has no fake row with a readable mask; give the training manifest (its fakes' masks make the baseline)")
-    prior, prior_edge = mean.maps()
-    for chunk in batches(got.masked, batch_size):
-        soft = np.stack([read_mask(rows[i].mask, size) for i in chunk]) / 255.0
-        got.loc.add("baseline", "mask", prior, soft)
-        got.loc.add("baseline", "boundary", prior_edge, boundary_map(soft).astype(np.float64))
-    return {"kind": kind, "masks": mean.count}
-
-
-def _score_split(detector: Detector, rows: list[ManifestRow], opts: EvaluateOptions, errors: list[dict[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, logits, P(fake)) of the calibration rows; unreadable ones are reported and left out."""
-    labels, logits, probs = [], [], []
-    for chunk in batches(rows, opts.batch_size):
-        images = []
-        for row in chunk:
-            try:
-                images.append(read_image(row.path))
-                labels.append(int(row.is_fake))
-            except MediaError as error:
-                errors.append({"path": row.path, "column": "path", "split": "calibration", "message": str(error)})
-        for pred in detector.predict(images, cam=False):
-            logits.append(pred.logits)
-            probs.append(pred.prob_fake)
-    if not labels:
-        raise ValueError("no calibration image could be read; see the errors above or drop the calibration split")
-    return np.array(labels), np.array(logits, dtype=np.float64), np.array(probs)
 
 
 def evaluate(manifest: RowSource, out_dir: str | Path, *, model: str | Path | Detector | None = None, calibration: RowSource | None = None,
@@ -316,11 +114,11 @@ def evaluate(manifest: RowSource, out_dir: str | Path, *, model: str | Path | De
     out_dir.mkdir(parents=True, exist_ok=True)
     errors: list[dict[str, str]] = []
     notes = [] if detector.trained else [UNTRAINED_NOTE]
-    got = _score_pass(detector, rows, opts, threshold, errors)
+    got = score_pass(detector, rows, opts, threshold, errors)
     if not got.labels:
         raise ValueError(f"none of the {len(rows)} images could be read; first error: {errors[0]['path']}: {errors[0]['message']}")
     y, p, logits = np.array(got.labels), np.array(got.probs), np.array(got.logits, dtype=np.float64)
-    cal = None if cal_rows is None else _score_split(detector, cal_rows, opts, errors)
+    cal = None if cal_rows is None else score_calibration(detector, cal_rows, opts, errors)
     if cal_rows is not None and (shared := {r.path for r in rows} & {r.path for r in cal_rows}):
         notes.append(f"{len(shared)} images are in both the evaluation and the calibration set; the calibrated numbers are optimistic")
     from ..version import __version__
@@ -356,7 +154,7 @@ def evaluate(manifest: RowSource, out_dir: str | Path, *, model: str | Path | De
         "robustness": None,
     }
     if got.masked:
-        base = _baseline(got, rows, detector.config.preprocess.size, prior_rows, errors, opts.batch_size)
+        base = mask_baseline(got, rows, detector.config.preprocess.size, prior_rows, errors, opts.batch_size)
         metrics["localization"] = {
             "count": len(got.masked), "baseline": base["kind"][0], "baseline_description": base["kind"][1], "baseline_masks": base["masks"],
             **{name: {target: got.loc.report(name, target) for target in ("mask", "boundary")} for name in ("attention", "gradcampp")},

@@ -23,9 +23,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..data.align import align_face
+from ..data.face_records import FaceRecord, save_face, write_faces
 from ..data.faces import FaceCrop, detect_faces
 from ..data.media import MediaError, read_image
-from ..data.face_records import FaceRecord, save_face, write_faces
 from ..data.video import iter_sampled_frames
 from .corpus import SPLITS, CorpusFile
 

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import CONFIG_FILE, read_config
-from ..data.synth import family_config
 from ..data.face_records import read_faces
+from ..data.synth import family_config
 from ..data.synth_writer import write_fakes
 from ..detector import DEFAULT_MODEL_DIR, Detector
 from ..evaluation import calibrate, evaluate

@@ -9,10 +9,10 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from ..data.augment import ColourJitter, Compose, Degrade
 from ..data.datasets import HorizontalFlip, ManifestDataset
+from ..data.face_records import person_weights, read_faces
 from ..data.generators.family import FingerprintBank
 from ..data.manifest import read_manifest
 from ..data.synth import family_config
-from ..data.face_records import person_weights, read_faces
 from ..data.synth_dataset import BlendedFaceDataset
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .config import TrainConfig
