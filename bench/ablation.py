@@ -6,7 +6,7 @@ Two groups of arms (``--arms variants``, the default, or ``--arms recipe``, or a
 * ``recipe``: the default recipe (``seed``; v4 since it took the winning arm of the v3 table) against
   one change each: no real/blend pairing in a batch, files weighted instead of people, no JPEG /
   down-sampling, no colour / blur / noise jitter, crops turned level on the five landmarks (its own
-  prepared data), the shallower stride-8 trunk cut, a larger input (288 pixels), and ``v3``: the
+  prepared data), the shallower stride-8 trunk cut, the deeper dilated cut (320 channels, still 14x14), a larger input (288 pixels), and ``v3``: the
   previous recipe (stride 8, JPEG 30-100 on 70% of the images, down-sampling to a quarter on 40%).
 
 Every arm trains the default recipe (``configs/default_model.toml``: the seed block on the
@@ -68,6 +68,7 @@ RECIPE_ARMS = {
     "no-jitter": ["data.colour_jitter=false"],
     "aligned": [],
     "trunk-s8": ["model.trunk='mobilenet_v2_s8'"],
+    "trunk-d16": ["model.trunk='mobilenet_v2_d16'"],
     "input-288": ["data.size=288"],
     "v3": ["model.trunk='mobilenet_v2_s8'", "synth.jpeg_prob=0.7", "synth.downscale_prob=0.4", "synth.downscale_range=[0.25, 1.0]"],
 }

@@ -125,6 +125,20 @@ def test_deeper_trunk_cut_runs_the_seed_block_on_a_stride_16_map() -> None:
     assert list(model.trunk.state_dict()) == [k.removeprefix("features.") for k in mobilenet_v2(weights=None).state_dict() if k.startswith("features.") and int(k.split(".")[1]) < 14]
 
 
+
+def test_dilated_trunk_is_deeper_at_the_same_stride() -> None:
+    from torchvision.models import mobilenet_v2
+
+    model = AttentionMapModel(trunk="mobilenet_v2_d16").eval()
+    out = model(torch.randn(1, 3, 112, 112))
+    assert out["attention_weights"].shape == (1, 1, 7, 7) and out["attended_features"].shape == (1, 320, 7, 7)
+    reference = mobilenet_v2(weights=None).features
+    assert list(model.trunk.state_dict()) == [k.removeprefix("features.") for k in mobilenet_v2(weights=None).state_dict() if k.startswith("features.") and int(k.split(".")[1]) < 18]
+    # the undone down-sampling: block 14 no longer halves the map, and blocks 14-17 look as far as before
+    assert reference[14].conv[1][0].stride == (2, 2) and model.trunk[14].conv[1][0].stride == (1, 1)
+    assert all(model.trunk[k].conv[1][0].dilation == (2, 2) for k in range(14, 18))
+    assert all(conv.dilation == (1, 1) for conv in model.trunk[:14].modules() if isinstance(conv, torch.nn.Conv2d))
+
 def test_trunk_imagenet_weights_from_a_local_file(tmp_path, monkeypatch) -> None:
     from torchvision.models import mobilenet_v2
 

@@ -41,6 +41,19 @@ def _mobilenet_v2_stride16() -> nn.Module:
     return mobilenet_v2(weights=None).features[:14]
 
 
+def _mobilenet_v2_dilated16() -> nn.Module:
+    """MobileNetV2's blocks 0-17 with the last down-sampling undone (as DeepLab's output stride 16):
+    block 14 keeps stride 1 and blocks 14-17 dilate their depth-wise 3x3 by 2, so the ImageNet
+    weights still load by name and see the receptive field they were trained for."""
+    from torchvision.models import mobilenet_v2
+
+    features = mobilenet_v2(weights=None).features[:18]
+    for block in features[14:18]:
+        depthwise = block.conv[1][0]
+        depthwise.stride, depthwise.dilation, depthwise.padding = (1, 1), (2, 2), (2, 2)
+    return features
+
+
 TRUNKS: dict[str, TrunkSpec] = {
     "mobilenet_v2_s8": TrunkSpec(
         build=_mobilenet_v2_stride8,
@@ -52,6 +65,13 @@ TRUNKS: dict[str, TrunkSpec] = {
     "mobilenet_v2_s16": TrunkSpec(
         build=_mobilenet_v2_stride16,
         out_channels=96,
+        stride=16,
+        imagenet_file="mobilenet_v2-b0353104.pth",
+    ),
+    # deeper still at the same resolution: [B, 320, 14, 14] (blocks 14-17 dilated, not strided)
+    "mobilenet_v2_d16": TrunkSpec(
+        build=_mobilenet_v2_dilated16,
+        out_channels=320,
         stride=16,
         imagenet_file="mobilenet_v2-b0353104.pth",
     ),
