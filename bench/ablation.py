@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 
 from deepfake_attention import Detector, GradCAMPlusPlus
 from deepfake_attention.data.datasets import read_mask
@@ -54,6 +53,8 @@ from deepfake_attention.evaluation.sections import batches, predict_probs
 from deepfake_attention.metrics import auc_roc, equal_error_rate, explanation_images, localization_scores
 from deepfake_attention.recipe.run import CONFIG, prepare, read_prepared
 from deepfake_attention.train import load_config, train
+
+from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 
 VARIANT_ARMS = {
     "seed": [],

@@ -40,9 +40,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from deepfake_attention import Detector, analyze
+
 from _common import print_table, set_threads
 from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
-from deepfake_attention import Detector, analyze
 
 REAL_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-faces"
 STAGES = ("decode", "face detection", "model + explanation", "writing")
@@ -71,10 +72,10 @@ def stage_seconds(files: list[Path], detector: Detector, batch_size: int, out: P
     """Each stage of the image pipeline on ``files``, with the library's pieces, timed on its own."""
     from PIL import Image
 
+    from deepfake_attention.analysis.image import describe_face
     from deepfake_attention.data.faces import find_faces
     from deepfake_attention.data.media import MediaError, decode_image, read_bytes
     from deepfake_attention.explain.render import FaceView, render_panel
-    from deepfake_attention.analysis.image import describe_face
 
     pre, threshold = detector.config.preprocess, detector.threshold
     seconds = dict.fromkeys(STAGES, 0.0)

@@ -26,14 +26,15 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from _timing import Stats, measure
+from deepfake_attention.data.face_records import read_faces
 from deepfake_attention.data.faces import detect_faces
 from deepfake_attention.data.manifest import read_manifest
 from deepfake_attention.data.synth import family_config
-from deepfake_attention.data.face_records import read_faces
 from deepfake_attention.data.synth_dataset import make_sample
 from deepfake_attention.data.synth_writer import synthesize
 from deepfake_attention.explain.render import map_png
+
+from _timing import Stats, measure
 
 TILE = 160
 CAPTION = 14

@@ -25,9 +25,10 @@ from statistics import median
 import torch
 from torch import nn
 
+from deepfake_attention import AttentionMapModel, GradCAMPlusPlus
+
 from _common import print_table, set_threads, torch_line
 from _timing import CLOCKS, Verdict, add_arguments, legend, load_line, measure
-from deepfake_attention import AttentionMapModel, GradCAMPlusPlus
 
 TRUNKS = {"seed": None, "mobilenet_v2_s8": "mobilenet_v2_s8"}
 

@@ -34,13 +34,14 @@ import cv2
 import numpy as np
 import torch
 
-from _common import print_table
-from _timing import Verdict, legend, load_line, measure
 from deepfake_attention.crops import square_crop_box
 from deepfake_attention.data.detectors import get_face_detector
 from deepfake_attention.data.media import read_image
 from deepfake_attention.data.mtcnn import MTCNNDetector
 from deepfake_attention.data.video import iter_sampled_frames
+
+from _common import print_table
+from _timing import Verdict, legend, load_line, measure
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CORPUS = SHARED / "real-faces"

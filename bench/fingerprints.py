@@ -50,13 +50,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from deepfake_attention import Detector
+from deepfake_attention.data.face_records import read_faces
 from deepfake_attention.data.generators.family import FingerprintBank
 from deepfake_attention.data.generators.nets import UPSAMPLERS
 from deepfake_attention.data.generators.store import decoder_kind, list_decoders
 from deepfake_attention.data.manifest import read_manifest
 from deepfake_attention.data.media import read_image
 from deepfake_attention.data.synth import family_config
-from deepfake_attention.data.face_records import read_faces
 from deepfake_attention.data.synth_writer import write_fakes
 from deepfake_attention.evaluation.calibrate import calibrate
 from deepfake_attention.explain.render import overlay, stack_rows

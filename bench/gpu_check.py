@@ -29,14 +29,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from _common import print_table
-from _timing import Verdict, add_arguments, legend, load_line, measure
 from deepfake_attention import AttentionMapModel, Detector, analyze
 from deepfake_attention.data.transforms import resize_square
 from deepfake_attention.detector import DEFAULT_MODEL_DIR
 from deepfake_attention.device import amp_dtype
 from deepfake_attention.train.config import LossSection
 from deepfake_attention.train.losses import training_losses
+
+from _common import print_table
+from _timing import Verdict, add_arguments, legend, load_line, measure
 
 AMP_MODES = ("off", "bf16", "fp16")
 

@@ -18,9 +18,10 @@ import sys
 
 import torch
 
+from deepfake_attention import AttentionMapModel, GradCAMPlusPlus
+
 from _common import count_macs, matmul_probe, print_table, set_threads, torch_line
 from _timing import CLOCKS, Verdict, add_arguments, legend, load_line, measure
-from deepfake_attention import AttentionMapModel, GradCAMPlusPlus
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 

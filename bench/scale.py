@@ -42,10 +42,11 @@ import torch.multiprocessing as mp
 from PIL import Image
 from torch.utils.data import Dataset
 
-from _common import print_table
-from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 from deepfake_attention import AttentionMapModel, CheckpointConfig, Preprocess, analyze, save_checkpoint
 from deepfake_attention.train import load_config, train
+
+from _common import print_table
+from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 
 
 class PatchImages(Dataset):

@@ -35,12 +35,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from _common import print_table
-from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 from deepfake_attention import Detector, analyze
 from deepfake_attention.data.faces import detect_faces
 from deepfake_attention.data.media import read_image
 from deepfake_attention.demo import sample_photo
+
+from _common import print_table
+from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 
 
 def make_files(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:

@@ -21,10 +21,10 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from _timing import Verdict, add_arguments, legend, load_line, measure
-
 from deepfake_attention.recipe.run import CONFIG, read_prepared
 from deepfake_attention.train import load_config, train
+
+from _timing import Verdict, add_arguments, legend, load_line, measure
 
 VARIANTS = {"w1": ["data.workers=1"], "w2": ["data.workers=2"], "w0": ["data.workers=0"]}
 

@@ -32,12 +32,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import print_table
-from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
+
 from deepfake_attention import Detector, analyze
 from deepfake_attention.data.faces import find_faces
 from deepfake_attention.data.transforms import resize_square
 from deepfake_attention.data.video import iter_sampled_frames
+
+from _common import print_table
+from _timing import Stats, Verdict, add_arguments, legend, load_line, measure
 
 REAL_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-videos"
 

@@ -15,8 +15,9 @@ import csv
 import tempfile
 from pathlib import Path
 
-from _common import print_table
 from deepfake_attention import AttentionMapModel, CheckpointConfig, Preprocess, analyze, save_checkpoint
+
+from _common import print_table
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FFPP = ("ffpp_original_004.mp4", "ffpp_original_634.mp4")
