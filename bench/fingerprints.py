@@ -6,6 +6,9 @@ Three arms, each ``--seeds`` seeds on a short fixed schedule (``--steps``):
 * ``fingerprints``: + fingerprint fakes (``synth.fingerprint_prob``) from the decoders of three
   up-sampling kinds; fold ``k`` holds out kind ``UPSAMPLERS[k]`` (all its seeds).
 * ``frequency``: ``fingerprints`` + the high-pass stem beside the trunk (``model.frequency_input``).
+* ``light``: ``fingerprints`` on a quarter of the fakes instead of half, and the softened reals
+  (blur, or down-up resampling) down to a quarter of their size instead of a half: does the
+  blend detection cost shrink, and do small enlarged faces stop looking like a decoder's output?
 
 The latent autoencoder (``--latent``, the shared TAEF2 files) is held out everywhere unless
 ``--train-latent``. Test sets, written once under ``--work/sets`` from the test people of a
@@ -66,7 +69,9 @@ from deepfake_attention.recipe.run import CONFIG, TARGET_FPR, read_prepared, set
 from deepfake_attention.recipe.units import score_units, unit_report, unit_threshold
 from deepfake_attention.train import load_config, train
 
-ARMS = ("blends", "fingerprints", "frequency")
+ARMS = ("blends", "fingerprints", "frequency", "light")
+LIGHT = ["synth.fingerprint_prob=0.25", "synth.fingerprint_softest=0.25"]
+"""The ``light`` arm: fingerprints on a quarter of the fakes, and the softened reals down to a quarter of their size."""
 SET_SEED = 5005
 
 
@@ -106,6 +111,8 @@ def overrides_for(arm: str, fold: int | None, seed: int, args: argparse.Namespac
         out.append(f"synth.fingerprint_latent={json.dumps([str(p) for p in args.latent])}")
     if arm == "frequency":
         out.append("model.frequency_input='highpass'")
+    if arm == "light":
+        out += LIGHT  # after --fingerprint-prob: these win
     return out
 
 

@@ -116,6 +116,31 @@ def test_fingerprint_fakes_are_deterministic_unmasked_and_post_processed_like_th
         fingerprint_fake(face, 3, 5, bank, decoder="c")
 
 
+
+def test_soften_reaches_down_to_its_softest_factor() -> None:
+    from deepfake_attention.data.generators.family import soften
+
+    face = _faces(1, size=64)[0]
+    draws = {softest: [soften(face, np.random.default_rng(k), softest)[1] for k in range(200)] for softest in (0.5, 0.25)}
+    for softest, params in draws.items():
+        factors = [p["resample"] for p in params if "resample" in p]
+        sigmas = [p["blur_sigma"] for p in params if "blur_sigma" in p]
+        assert factors and sigmas and min(factors) >= softest and max(factors) <= 0.85
+        assert min(sigmas) >= 0.4 and max(sigmas) <= 0.6 / softest
+    # the default is the softness of a decoder; a quarter also covers enlarged small faces
+    assert min(p["resample"] for p in draws[0.25] if "resample" in p) < 0.5
+    assert max(p["blur_sigma"] for p in draws[0.25] if "blur_sigma" in p) > 1.2
+    # the default draws exactly what it drew before the option (the ablation's earlier runs): blur 0.4-1.2 or factor 0.5-0.85
+    for k in range(20):
+        rng = np.random.default_rng(k)
+        before = {"blur_sigma": float(rng.uniform(0.4, 1.2))} if rng.random() < 0.5 else {"resample": float(rng.uniform(0.5, 0.85))}
+        assert soften(face, np.random.default_rng(k))[1] == before
+    blurred, params = soften(face, np.random.default_rng(0), 0.25)
+    assert blurred.shape == face.shape and blurred.dtype == np.uint8 and not np.array_equal(blurred, face)
+    for bad in (0.0, 0.85, 1.2):
+        with pytest.raises(ValueError, match="softest must be in"):
+            soften(face, np.random.default_rng(0), bad)
+
 def test_blended_faces_mix_in_fingerprint_fakes_without_masks(tmp_path: Path) -> None:
     from PIL import Image
 
@@ -137,6 +162,12 @@ def test_blended_faces_mix_in_fingerprint_fakes_without_masks(tmp_path: Path) ->
     assert True in mixed and False in mixed
     with pytest.raises(ValueError, match="needs a fingerprint bank"):
         BlendedFaceDataset(records, fingerprint_prob=0.5)
+    with pytest.raises(ValueError, match="softest must be in"):
+        BlendedFaceDataset(records, fingerprint=bank, fingerprint_prob=0.5, softest=0.9)
+    from deepfake_attention.train import load_config
+
+    with pytest.raises(ValueError, match="synth.fingerprint_softest must be in"):
+        load_config(None, ["synth.fingerprint_softest=0.0"])
 
 
 def test_fingerprint_held_out_sets_have_no_masks(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from .datasets import Sampling
 from .face_records import FaceRecord, read_faces
-from .generators.family import FingerprintBank, fingerprint_fake, soften
+from .generators.family import SOFTEST, FingerprintBank, fingerprint_fake, soften
 from .media import read_image
 from .synth import FAMILIES, SynthConfig, SynthSample, cross_blend, family_config, postprocess, sample_rng, self_blend
 from .transforms import FAKE_INDEX, IMAGENET_MEAN, IMAGENET_STD, to_tensor
@@ -86,13 +86,14 @@ class BlendedFaceDataset(Dataset):
 
     With a ``fingerprint`` bank, a fake is a generator-fingerprint fake instead of a blend with
     probability ``fingerprint_prob`` (``has_mask`` False: no mask loss), and a real is softened
-    (:func:`~.generators.family.soften`) with the same probability, so softness says nothing of the class.
+    (:func:`~.generators.family.soften`, down to ``softest``) with the same probability, so softness says nothing of the class.
     """
 
     def __init__(
         self, faces: Sequence[FaceRecord], *, size: int = 224, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
         family: str = "sbi", seed: int = 0, config: SynthConfig | None = None, transform: Callable[..., Any] | None = None,
         paired: bool = False, weights: Sequence[float] | None = None, fingerprint: FingerprintBank | None = None, fingerprint_prob: float = 0.0,
+        softest: float = SOFTEST,
     ) -> None:
         if not faces:
             raise ValueError("no faces given; run `deepfake-attention synth` or pass FaceRecord items")
@@ -106,7 +107,9 @@ class BlendedFaceDataset(Dataset):
         self.paired, self.weights = bool(paired), None if weights is None else tuple(float(w) for w in weights)
         if not 0.0 <= fingerprint_prob <= 1.0 or (fingerprint_prob > 0 and fingerprint is None):
             raise ValueError(f"fingerprint_prob must be in [0, 1] and needs a fingerprint bank, got {fingerprint_prob}")
-        self.fingerprint, self.fingerprint_prob = fingerprint, float(fingerprint_prob)
+        if not 0.0 < softest < 0.85:
+            raise ValueError(f"softest must be in (0, 0.85), got {softest}")
+        self.fingerprint, self.fingerprint_prob, self.softest = fingerprint, float(fingerprint_prob), float(softest)
 
     @property
     def sampling(self) -> Sampling | None:
@@ -144,7 +147,7 @@ class BlendedFaceDataset(Dataset):
         else:
             image = read_image(self.faces[face].crop)
             if generated:
-                image, _ = soften(image, rng)
+                image, _ = soften(image, rng, self.softest)
             (image,), _ = postprocess([image], sample_rng(self.seed, index, self.epoch), self.config)
             mask = np.zeros(image.shape[:2], np.float32)
         if self.transform is not None:

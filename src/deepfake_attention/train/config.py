@@ -88,6 +88,8 @@ class SynthSection:
     """Up-sampling kinds of that folder to train on (empty: all): hold a kind out by leaving it out."""
     fingerprint_latent: list[str] = field(default_factory=list)
     """``[encoder, decoder]`` weight files of a latent autoencoder to add to the bank (empty: none)."""
+    fingerprint_softest: float = 0.5
+    """Smallest down-up factor of the softened reals (blur sigma up to 0.6 / it): 0.5 matches a decoder's softness."""
 
     def overrides(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~..data.synth.family_config`."""
@@ -193,6 +195,8 @@ class TrainConfig:
         family_config("sbi", **self.synth.overrides())  # validates the ranges
         if not 0.0 <= self.synth.fingerprint_prob <= 1.0:
             raise ValueError(f"synth.fingerprint_prob must be in [0, 1], got {self.synth.fingerprint_prob}")
+        if not 0.0 < self.synth.fingerprint_softest < 0.85:
+            raise ValueError(f"synth.fingerprint_softest must be in (0, 0.85), got {self.synth.fingerprint_softest}")
         if self.synth.fingerprint_prob > 0 and not (self.synth.fingerprint_decoders or self.synth.fingerprint_latent):
             raise ValueError("synth.fingerprint_prob > 0 needs synth.fingerprint_decoders (a folder) or synth.fingerprint_latent")
         if self.synth.fingerprint_latent and len(self.synth.fingerprint_latent) != 2:

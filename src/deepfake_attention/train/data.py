@@ -46,7 +46,8 @@ def _parts(cfg: TrainConfig, manifests: Sequence[str], face_folders: Sequence[st
     transform = training_transform(cfg) if augment else None
     bank = fingerprint_bank(cfg) if augment and face_folders else None
     common = dict(size=cfg.data.size, mean=IMAGENET_MEAN, std=IMAGENET_STD, family="sbi", seed=seed, transform=transform,
-                  config=family_config("sbi", **cfg.synth.overrides()), fingerprint=bank, fingerprint_prob=cfg.synth.fingerprint_prob if bank else 0.0)
+                  config=family_config("sbi", **cfg.synth.overrides()), fingerprint=bank, fingerprint_prob=cfg.synth.fingerprint_prob if bank else 0.0,
+                  softest=cfg.synth.fingerprint_softest)
     if augment and face_folders and (cfg.data.paired or cfg.data.weighting != "none"):
         # one dataset over every folder's faces, so the loop can draw pairs and weigh people across them
         faces = [face for folder in face_folders for face in read_faces(folder)]

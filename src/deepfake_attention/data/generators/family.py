@@ -64,13 +64,22 @@ class FingerprintBank:
         return round_trip(model, face, DOWNSAMPLE if isinstance(model, LatentAutoencoder) else FACTOR)
 
 
-def soften(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """A Gaussian blur (sigma 0.4-1.2 px) or a down-up resampling (factor 0.5-0.85), half and half."""
+SOFTEST = 0.5
+"""The default smallest down-up factor of :func:`soften` (blur sigma up to ``0.6 / SOFTEST`` = 1.2 px)."""
+
+
+def soften(image: np.ndarray, rng: np.random.Generator, softest: float = SOFTEST) -> tuple[np.ndarray, dict[str, Any]]:
+    """A Gaussian blur (sigma 0.4 to ``0.6 / softest`` px) or a down-up resampling (factor ``softest``-0.85), half and half.
+
+    The default (0.5: sigma 0.4-1.2, factor 0.5-0.85) matches a decoder's softness; a smaller
+    ``softest`` also covers faces as soft as small faces cut from a group photo and enlarged."""
+    if not 0.0 < softest < 0.85:
+        raise ValueError(f"softest must be in (0, 0.85), got {softest}")
     height, width = image.shape[:2]
     if rng.random() < 0.5:
-        sigma = float(rng.uniform(0.4, 1.2))
+        sigma = float(rng.uniform(0.4, 0.6 / softest))
         return cv2.GaussianBlur(image, (0, 0), sigma), {"blur_sigma": sigma}
-    factor = float(rng.uniform(0.5, 0.85))
+    factor = float(rng.uniform(softest, 0.85))
     small = resize_to(image, (max(8, round(width * factor)), max(8, round(height * factor))))
     return resize_to(small, (width, height)), {"resample": factor}
 
