@@ -185,6 +185,27 @@ def two_level_ci(runs: list[dict[str, np.ndarray]], column: str, n: int, seed: i
     return {"estimate": estimate, "low": float(low), "high": float(high), "per_seed": [metric(column, r, everyone) for r in runs]}
 
 
+def paired_difference(runs: list[dict[str, np.ndarray]], base: list[dict[str, np.ndarray]], column: str, n: int, seed: int) -> dict[str, float]:
+    """``column`` of an arm minus the same column of the ``seed`` arm, scored on the same test faces:
+    mean over each arm's seeds, with the 95% CI of a bootstrap that resamples the faces within each
+    class once per replicate for both arms (so their shared difficulty cancels) and each arm's seeds."""
+    if any(r["y"].shape != base[0]["y"].shape or not np.array_equal(r["y"], base[0]["y"]) for r in runs):
+        raise ValueError("paired differences need the same test faces in the same order")
+    everyone = np.arange(base[0]["y"].size)
+    estimate = float(np.mean([metric(column, r, everyone) for r in runs]) - np.mean([metric(column, r, everyone) for r in base]))
+    groups = [np.flatnonzero(base[0]["y"] == c) for c in (0, 1)]
+    stats = []
+    for b in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, b]))
+        idx = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in groups])
+        ours, theirs = rng.integers(0, len(runs), size=len(runs)), rng.integers(0, len(base), size=len(base))
+        stats.append(np.mean([metric(column, runs[k], idx) for k in ours]) - np.mean([metric(column, base[k], idx) for k in theirs]))
+    stats = np.asarray(stats)
+    stats = stats[np.isfinite(stats)]
+    low, high = np.percentile(stats, [2.5, 97.5]) if stats.size else (float("nan"), float("nan"))
+    return {"estimate": estimate, "low": float(low), "high": float(high)}
+
+
 def throughput(detectors: dict[str, Detector], batch: int, verdict: Verdict, repeats: int = 7, warmup: int = 1) -> dict[str, dict[str, Stats]]:
     """Images/s per arm of the forward (inference mode) and of forward + Grad-CAM++: ``repeats``
     rounds after a warm-up round, all arms interleaved so that load drift hits them alike; the
@@ -318,6 +339,14 @@ def main() -> int:
                           speed[arm]["forward"].show(1), speed[arm]["gradcampp"].show(1)])
     header = ["arm", "test", *COLUMNS, "params", "img/s", "img/s +G++"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in table]
+    paired = [arm for arm in arms if arm != "seed" and arm not in ALIGNED] if "seed" in arms else []
+    if paired:  # on the same faces: the shared difficulty of the test set cancels, so these CIs are narrower than the table's
+        lines += ["", "| arm | test | AUC - seed's [paired 95% CI] |", "|---|---|---|"]
+        for arm in paired:
+            for test in TESTS:
+                runs, base_runs = ([dict(np.load(r["scores"][test])) for r in records[name]] for name in (arm, "seed"))
+                results[f"{arm}/{test}"]["auc_minus_seed"] = difference = paired_difference(runs, base_runs, "auc", args.bootstrap, seed=0)
+                lines.append(f"| {arm} | {test} | {difference['estimate']:+.3f} [{difference['low']:+.3f}, {difference['high']:+.3f}] |")
     note = (f"{args.seeds} seed(s) per arm, {steps} steps each, {args.bootstrap} two-level bootstrap replicates (95% CI); "
             f"pixel-AUC / pointing game against the soft masks (M >= 0.5) of the held-out fakes; Average Drop % over correctly classified fakes; "
             f"images/s at batch {args.batch_size} on {records[arms[0]][0]['device']}: {legend(args.repeats, args.warmup_rounds)}.")

@@ -27,6 +27,8 @@ class TrunkSpec:
     imagenet_file: str
     """File name of the ImageNet weights this trunk loads (its first 8 hex are the SHA-256 prefix)."""
     input_channels: int = 3
+    description: str = ""
+    """What it is, in words (the model card's)."""
 
 
 def _mobilenet_v2_stride8() -> nn.Module:
@@ -60,6 +62,7 @@ TRUNKS: dict[str, TrunkSpec] = {
         out_channels=32,
         stride=8,
         imagenet_file="mobilenet_v2-b0353104.pth",
+        description="MobileNetV2's first 7 blocks (stride 8, 32 channels)",
     ),
     # a deeper cut: [B, 96, 14, 14] for a 224x224 face (a capacity arm of bench/ablation.py)
     "mobilenet_v2_s16": TrunkSpec(
@@ -67,6 +70,7 @@ TRUNKS: dict[str, TrunkSpec] = {
         out_channels=96,
         stride=16,
         imagenet_file="mobilenet_v2-b0353104.pth",
+        description="MobileNetV2's first 14 blocks (stride 16, 96 channels)",
     ),
     # deeper still at the same resolution: [B, 320, 14, 14] (blocks 14-17 dilated, not strided)
     "mobilenet_v2_d16": TrunkSpec(
@@ -74,6 +78,7 @@ TRUNKS: dict[str, TrunkSpec] = {
         out_channels=320,
         stride=16,
         imagenet_file="mobilenet_v2-b0353104.pth",
+        description="MobileNetV2's first 18 blocks, the last four dilated instead of strided (stride 16, 320 channels)",
     ),
 }
 

@@ -90,7 +90,7 @@ def _trunk_words(trunk: str | None) -> str:
     """How the card names the trunk of ``model.trunk`` (None: the seed block alone, on the image)."""
     if trunk in (None, "none"):
         return "the face crop itself (no trunk)"
-    return f"a MobileNetV2 trunk cut at stride {trunk_spec(trunk).stride} (ImageNet-initialised)"
+    return f"a trunk of {trunk_spec(trunk).description} (ImageNet-initialised)"
 
 
 def model_card(run_dir: Path) -> str:
