@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from .datasets import Sampling
 from .face_records import FaceRecord, read_faces
-from .generators.family import SOFTEST, FingerprintBank, fingerprint_fake, soften
+from .generators.family import SOFTEST, FingerprintBank, check_softest, fingerprint_fake, soften
 from .media import read_image
 from .synth import FAMILIES, SynthConfig, SynthSample, cross_blend, family_config, postprocess, sample_rng, self_blend
 from .transforms import FAKE_INDEX, IMAGENET_MEAN, IMAGENET_STD, to_tensor
@@ -107,9 +107,7 @@ class BlendedFaceDataset(Dataset):
         self.paired, self.weights = bool(paired), None if weights is None else tuple(float(w) for w in weights)
         if not 0.0 <= fingerprint_prob <= 1.0 or (fingerprint_prob > 0 and fingerprint is None):
             raise ValueError(f"fingerprint_prob must be in [0, 1] and needs a fingerprint bank, got {fingerprint_prob}")
-        if not 0.0 < softest < 0.85:
-            raise ValueError(f"softest must be in (0, 0.85), got {softest}")
-        self.fingerprint, self.fingerprint_prob, self.softest = fingerprint, float(fingerprint_prob), float(softest)
+        self.fingerprint, self.fingerprint_prob, self.softest = fingerprint, float(fingerprint_prob), check_softest(softest)
 
     @property
     def sampling(self) -> Sampling | None:

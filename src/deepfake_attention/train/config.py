@@ -182,6 +182,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         from ..crops import CROP_BORDERS
+        from ..data.generators.family import check_softest
         from ..data.synth import family_config
 
         if self.data.crop_border not in CROP_BORDERS:
@@ -195,8 +196,7 @@ class TrainConfig:
         family_config("sbi", **self.synth.overrides())  # validates the ranges
         if not 0.0 <= self.synth.fingerprint_prob <= 1.0:
             raise ValueError(f"synth.fingerprint_prob must be in [0, 1], got {self.synth.fingerprint_prob}")
-        if not 0.0 < self.synth.fingerprint_softest < 0.85:
-            raise ValueError(f"synth.fingerprint_softest must be in (0, 0.85), got {self.synth.fingerprint_softest}")
+        check_softest(self.synth.fingerprint_softest, "synth.fingerprint_softest")
         if self.synth.fingerprint_prob > 0 and not (self.synth.fingerprint_decoders or self.synth.fingerprint_latent):
             raise ValueError("synth.fingerprint_prob > 0 needs synth.fingerprint_decoders (a folder) or synth.fingerprint_latent")
         if self.synth.fingerprint_latent and len(self.synth.fingerprint_latent) != 2:

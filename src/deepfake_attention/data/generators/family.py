@@ -68,13 +68,19 @@ SOFTEST = 0.5
 """The default smallest down-up factor of :func:`soften` (blur sigma up to ``0.6 / SOFTEST`` = 1.2 px)."""
 
 
+def check_softest(value: float, name: str = "softest") -> float:
+    """``value`` as a float when it is a valid ``softest`` of :func:`soften` (in (0, 0.85)), else a ``ValueError`` naming ``name``."""
+    if not 0.0 < value < 0.85:
+        raise ValueError(f"{name} must be in (0, 0.85), got {value}")
+    return float(value)
+
+
 def soften(image: np.ndarray, rng: np.random.Generator, softest: float = SOFTEST) -> tuple[np.ndarray, dict[str, Any]]:
     """A Gaussian blur (sigma 0.4 to ``0.6 / softest`` px) or a down-up resampling (factor ``softest``-0.85), half and half.
 
     The default (0.5: sigma 0.4-1.2, factor 0.5-0.85) matches a decoder's softness; a smaller
     ``softest`` also covers faces as soft as small faces cut from a group photo and enlarged."""
-    if not 0.0 < softest < 0.85:
-        raise ValueError(f"softest must be in (0, 0.85), got {softest}")
+    check_softest(softest)
     height, width = image.shape[:2]
     if rng.random() < 0.5:
         sigma = float(rng.uniform(0.4, 0.6 / softest))
