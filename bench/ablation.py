@@ -167,6 +167,13 @@ def metric(column: str, s: dict[str, np.ndarray], idx: np.ndarray) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
+def percentile_ci(stats: list[float]) -> tuple[float, float]:
+    """The 95% percentile interval of the finite bootstrap replicates (NaN, NaN when none is finite)."""
+    values = np.asarray(stats, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values.size else (float("nan"), float("nan"))
+
+
 def two_level_ci(runs: list[dict[str, np.ndarray]], column: str, n: int, seed: int) -> dict[str, float]:
     """Mean over seeds of ``column``, and the 95% percentile CI of a bootstrap that resamples the
     seeds and, per replicate, the test faces within each class (the same faces for every seed)."""
@@ -179,9 +186,7 @@ def two_level_ci(runs: list[dict[str, np.ndarray]], column: str, n: int, seed: i
         picked = rng.integers(0, len(runs), size=len(runs))
         idx = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in groups])
         stats.append(np.mean([metric(column, runs[k], idx) for k in picked]))
-    stats = np.asarray(stats)
-    stats = stats[np.isfinite(stats)]
-    low, high = np.percentile(stats, [2.5, 97.5]) if stats.size else (float("nan"), float("nan"))
+    low, high = percentile_ci(stats)
     return {"estimate": estimate, "low": float(low), "high": float(high), "per_seed": [metric(column, r, everyone) for r in runs]}
 
 
@@ -200,9 +205,7 @@ def paired_difference(runs: list[dict[str, np.ndarray]], base: list[dict[str, np
         idx = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in groups])
         ours, theirs = rng.integers(0, len(runs), size=len(runs)), rng.integers(0, len(base), size=len(base))
         stats.append(np.mean([metric(column, runs[k], idx) for k in ours]) - np.mean([metric(column, base[k], idx) for k in theirs]))
-    stats = np.asarray(stats)
-    stats = stats[np.isfinite(stats)]
-    low, high = np.percentile(stats, [2.5, 97.5]) if stats.size else (float("nan"), float("nan"))
+    low, high = percentile_ci(stats)
     return {"estimate": estimate, "low": float(low), "high": float(high)}
 
 

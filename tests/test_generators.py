@@ -116,7 +116,6 @@ def test_fingerprint_fakes_are_deterministic_unmasked_and_post_processed_like_th
         fingerprint_fake(face, 3, 5, bank, decoder="c")
 
 
-
 def test_soften_reaches_down_to_its_softest_factor() -> None:
     from deepfake_attention.data.generators.family import soften
 
@@ -140,6 +139,7 @@ def test_soften_reaches_down_to_its_softest_factor() -> None:
     for bad in (0.0, 0.85, 1.2):
         with pytest.raises(ValueError, match="softest must be in"):
             soften(face, np.random.default_rng(0), bad)
+
 
 def test_blended_faces_mix_in_fingerprint_fakes_without_masks(tmp_path: Path) -> None:
     from PIL import Image
