@@ -68,6 +68,7 @@ from deepfake_attention.recipe.faces import FaceInfo
 from deepfake_attention.recipe.run import CONFIG, TARGET_FPR, read_prepared, set_threshold
 from deepfake_attention.recipe.units import score_units, unit_report, unit_threshold
 from deepfake_attention.train import load_config, train
+from deepfake_attention.train.checkpoint import latest_checkpoint
 
 ARMS = ("blends", "fingerprints", "frequency", "light")
 LIGHT = ["synth.fingerprint_prob=0.25", "synth.fingerprint_softest=0.25"]
@@ -191,7 +192,8 @@ def run_one(arm: str, fold: int | None, seed: int, args: argparse.Namespace, pat
     folder = args.work / run_name(arm, fold, seed)
     record_path = args.records / f"{run_name(arm, fold, seed)}.json"
     config_path = Path(str(resources.files("deepfake_attention.configs") / CONFIG))
-    result = train(load_config(config_path, overrides_for(arm, fold, seed, args, paths, folder)))  # its log.csv has the seconds
+    resumed = latest_checkpoint(folder / "train") is not None  # a run interrupted (e.g. by the end of a session) continues exactly
+    result = train(load_config(config_path, overrides_for(arm, fold, seed, args, paths, folder)), resume=resumed)  # its log.csv has the seconds
     calibrate(result.model_dir, paths["calibration"], target_fpr=TARGET_FPR)
     detector = Detector.load(result.model_dir)
     threshold = unit_threshold(score_units(detector, paths["calibration"], faces), TARGET_FPR)
@@ -199,7 +201,7 @@ def run_one(arm: str, fold: int | None, seed: int, args: argparse.Namespace, pat
     detector = Detector.load(result.model_dir)
     record = {"arm": arm, "fold": None if fold is None else UPSAMPLERS[fold], "seed": seed, "requested_steps": args.steps, "steps": result.step,
               "threshold": threshold, "units": {}, "cam": {},
-              "trained_latent": bool(args.train_latent and args.latent and arm != "blends")}
+              "trained_latent": bool(args.train_latent and args.latent and arm != "blends"), "resumed": resumed}
     tiles = {}
     for name, manifest in sets.items():
         record["units"][name] = unit_report(score_units(detector, manifest, faces), threshold)
@@ -214,9 +216,11 @@ def run_one(arm: str, fold: int | None, seed: int, args: argparse.Namespace, pat
 
 
 def _train_minutes(log: Path) -> float | None:
-    """Training minutes of a run, from the last ``seconds`` of its log (``None`` without one)."""
+    """Training minutes of a run, from the ``seconds`` of its log (``None`` without one). The clock restarts
+    when a run is resumed: the minutes are the sum of each segment's last figure."""
     seconds = [float(row["seconds"]) for row in csv.DictReader(log.open()) if row.get("seconds")] if log.is_file() else []
-    return round(seconds[-1] / 60, 2) if seconds else None
+    ends = [a for a, b in zip(seconds, seconds[1:]) if b < a] + seconds[-1:]
+    return round(sum(ends) / 60, 2) if seconds else None
 
 
 def held_out(record: dict, name: str) -> bool:

@@ -1,8 +1,11 @@
-"""Shared fixtures: tiny models and checkpoints, image files, the shared real-video folder."""
+"""Shared fixtures: tiny models and checkpoints, image files, the shared real-video folder, bench scripts."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -13,6 +16,20 @@ from deepfake_attention import AttentionMapModel, CheckpointConfig, Preprocess, 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_VIDEOS = SHARED_DATA / "real-videos"
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load_bench(name: str) -> ModuleType:
+    """bench/ is a folder of scripts: load ``bench/<name>.py`` from its file (its helpers come from bench/ beside it)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 @pytest.fixture(autouse=True)
@@ -27,12 +44,14 @@ def seed_model() -> AttentionMapModel:
     return AttentionMapModel().eval()
 
 
-def make_checkpoint(directory: Path, *, trunk: str | None = None, size: int = 32, trained: bool = True, threshold: float = 0.5, seed: int = 0, detector: str = "none") -> Path:
+def make_checkpoint(directory: Path, *, trunk: str | None = None, size: int = 32, trained: bool = True, threshold: float = 0.5, seed: int = 0,
+                    detector: str = "none", flip_average: bool = False) -> Path:
     """A small checkpoint for fast tests (seed model on ``size`` x ``size`` pixels by default;
     ``detector="none"``: the whole image is the face)."""
     torch.manual_seed(seed)
     model = AttentionMapModel(trunk=trunk, feature_dim=32)
-    config = CheckpointConfig(model=model.get_config(), preprocess=Preprocess(size=size, detector=detector), trained=trained, threshold=threshold)
+    config = CheckpointConfig(model=model.get_config(), preprocess=Preprocess(size=size, detector=detector, flip_average=flip_average),
+                              trained=trained, threshold=threshold)
     save_checkpoint(model, directory, config)
     return directory
 

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from .conftest import load_bench
 
-
-def _load_ablation():
-    """bench/ is a folder of scripts: load ablation.py from its file (its helpers come from bench/ beside it)."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_ablation", BENCH / "ablation.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
-
-
-ablation = _load_ablation()
+ablation = load_bench("ablation")
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:

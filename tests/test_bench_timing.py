@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from .conftest import BENCH, load_bench
 
-
-def _load_timing():
-    """bench/ is a folder of scripts, not a package: load the helper from its file, without touching sys.path."""
-    spec = importlib.util.spec_from_file_location("bench_timing", BENCH / "_timing.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is being built
-    spec.loader.exec_module(module)
-    return module
-
-
-timing = _load_timing()
+timing = load_bench("_timing")
 
 
 class FakeClock:

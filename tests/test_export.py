@@ -15,7 +15,7 @@ from deepfake_attention.interop.export import FORMATS, METADATA_KEY, SUFFIXES, e
 TOLERANCE = 1e-4
 
 
-def _checkpoint(directory: Path, trunk: str | None = "mobilenet_v2_s8", size: int = 64, **options) -> Path:
+def _checkpoint(directory: Path, trunk: str | None = "mobilenet_v2_s8", size: int = 64, flip_average: bool = False, **options) -> Path:
     """A model (the trunk model by default) whose logits are a few units (so 1e-4 is a real test) and whose BatchNorm statistics are not the identity."""
     torch.manual_seed(0)
     model = AttentionMapModel(trunk=trunk, feature_dim=32, **options)
@@ -27,7 +27,7 @@ def _checkpoint(directory: Path, trunk: str | None = "mobilenet_v2_s8", size: in
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.normal_(0.0, 0.1, generator=generator)
                 module.running_var.uniform_(0.5, 1.5, generator=generator)
-    config = CheckpointConfig(model=model.get_config(), preprocess=Preprocess(size=size), temperature=1.5, threshold=0.4, trained=True)
+    config = CheckpointConfig(model=model.get_config(), preprocess=Preprocess(size=size, flip_average=flip_average), temperature=1.5, threshold=0.4, trained=True)
     save_checkpoint(model, directory, config)
     return directory
 
@@ -84,6 +84,23 @@ def test_variant_with_native_maps_and_a_fixed_size(tmp_path: Path) -> None:
     assert np.abs(attention - out["attention_weights"].numpy()).max() <= TOLERANCE
     assert np.abs(logits - out["output"].numpy()).max() <= TOLERANCE
     assert detector.model.training is False and next(detector.model.parameters()).requires_grad
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_flip_averaging_checkpoint_exports_the_mean_of_each_image_and_its_mirror(tmp_path: Path, fmt: str) -> None:
+    ckpt = _checkpoint(tmp_path / "ckpt", trunk=None, size=32, flip_average=True)
+    detector = Detector.load(ckpt, device="cpu")
+    result = export(ckpt, tmp_path / "flip", fmt, dynamic_size=False)
+    crops = [np.random.default_rng(k).integers(0, 256, (32, 32, 3), dtype=np.uint8) for k in range(3)]
+    predicted = detector.predict(crops)
+    logits, attention = load_exported(result.path)(detector.prepare(crops)[1])
+    assert np.abs(logits - np.array([p.logits for p in predicted])).max() <= TOLERANCE
+    assert np.abs(attention[:, 0] - np.stack([p.attention for p in predicted])).max() <= TOLERANCE
+    with torch.no_grad():
+        single = detector.model(detector.prepare(crops)[1])["output"].numpy()
+    assert np.abs(logits - single).max() > 10 * TOLERANCE  # the mirror changed the scores: the check above is not of one pass
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["preprocess"]["flip_average"] is True and "mirror" in sidecar["outputs"]["logits"]["meaning"]
 
 
 def test_bad_arguments_are_refused(trunk_checkpoint: Path, tmp_path: Path) -> None:

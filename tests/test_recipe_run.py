@@ -73,3 +73,26 @@ def test_recipe_runs_in_slices_end_to_end_and_writes_its_card(tmp_path: Path) ->
     assert "research use only" in card and "No generated, face-swapped or reenacted image" in card
     assert f"seed {prepared['split_seed']}" in card and "| overall |" in card and "previous" in card
     assert card.startswith(f"# deepfake-attention default model ({MODEL_VERSION})") and "the face crop itself (no trunk)" in card
+
+
+@pytest.mark.slow
+def test_recipe_calibrates_given_weights_with_flip_averaging_without_training(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    _corpus(shared / "real-faces")
+    trained = run(shared, tmp_path / "trained", landmarks=False, overrides=TINY, previous=None, robustness=False, flip_average=False)
+    assert not read_config(trained["model_dir"]).preprocess.flip_average and trained["flip_average"] is False
+    summary = run(shared, tmp_path / "flip", landmarks=False, overrides=TINY, previous=Path(trained["model_dir"]), robustness=False,
+                  weights=Path(trained["model_dir"]))
+    assert not (tmp_path / "flip" / "train" / "checkpoints").exists()  # nothing was trained
+    config = read_config(summary["model_dir"])
+    assert config.preprocess.flip_average and summary["flip_average"] is True
+    assert config.weights_sha256 == summary["weights_from"]["sha256"] == read_config(trained["model_dir"]).weights_sha256
+    assert summary["train_config"] == trained["train_config"] and summary["minutes"]["train"] is None
+    assert summary["units"]["previous"]["flip_average"] is False  # the same weights, scored once per crop, side by side
+    assert config.threshold == pytest.approx(summary["unit_threshold"])
+    card = model_card(tmp_path / "flip")
+    assert "trained nothing" in card and summary["weights_from"]["sha256"][:8] in card and "horizontal mirror" in card
+    assert "each crop scored once" in card
+    with pytest.raises(ValueError, match="untrained checkpoint"):
+        run(shared, tmp_path / "bad", landmarks=False, overrides=TINY, previous=None, robustness=False,
+            weights=make_checkpoint(tmp_path / "untrained", trained=False, detector="haar"))

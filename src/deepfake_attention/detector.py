@@ -12,7 +12,7 @@ import torch
 from .checkpoint import CheckpointConfig, load_checkpoint
 from .data.transforms import FAKE_INDEX, resize_square, to_tensor
 from .device import amp_dtype, resolve_device
-from .explain.cam import GradCAMPlusPlus, attention_map
+from .explain.cam import GradCAMPlusPlus, attention_map, normalize_maps
 from .model import AttentionMapModel
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
@@ -86,37 +86,58 @@ class Detector:
         """Calibrated P(fake) from logits: ``softmax(logits / T)[:, fake]``."""
         return torch.softmax(logits.float() / self.config.temperature, dim=1)[:, FAKE_INDEX]
 
-    def predict(self, crops: Sequence[np.ndarray], *, cam: bool = True) -> list[FacePrediction]:
-        """Score a batch of face crops; with ``cam`` also Grad-CAM++ of fake-minus-real."""
-        if len(crops) == 0:
-            return []
-        resized, batch = self.prepare(crops)
+    def _pass(self, batch: torch.Tensor, cam: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One forward (and with ``cam`` backward) pass of a normalised batch: float logits, attention gate
+        at the input size, features and Grad-CAM++ maps (None without ``cam``)."""
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         batch = batch.to(self.device, memory_format=torch.channels_last, non_blocking=True)
-        size = tuple(batch.shape[-2:])
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
         if cam:
             with autocast:
                 result = self._cam.compute(batch, score_fn=fake_minus_real)
-            outputs, cam_maps = result.output, result.maps.cpu().numpy()
+            outputs, cam_maps = result.output, result.maps.detach()
         else:
             with torch.inference_mode(), autocast:
                 outputs = self._forward(batch)
             cam_maps = None
-        logits = outputs["output"].float()
+        attention = attention_map(outputs["attention_weights"], tuple(batch.shape[-2:])).float()
+        return outputs["output"].float(), attention, outputs["features"].float(), cam_maps
+
+    def predict(self, crops: Sequence[np.ndarray], *, cam: bool = True) -> list[FacePrediction]:
+        """Score a batch of face crops; with ``cam`` also Grad-CAM++ of fake-minus-real.
+
+        With the checkpoint's ``preprocess.flip_average`` each crop is also scored as its mirror, in
+        a second pass of the same batch size (on CPU one batch twice as large costs more per image):
+        the logits are the mean of the two, the attention gate and Grad-CAM++ the mean of the two
+        maps (the mirror's flipped back; Grad-CAM++ normalised again), and the features those of the
+        crop as given."""
+        if len(crops) == 0:
+            return []
+        resized, batch = self.prepare(crops)
+        logits, attention, features, cam_maps = self._pass(batch, cam)
+        if self.config.preprocess.flip_average:
+            mirror_logits, mirror_attention, _, mirror_cam = self._pass(batch.flip(-1), cam)
+            logits, attention = (logits + mirror_logits) / 2, mirror_mean(attention, mirror_attention)
+            cam_maps = None if cam_maps is None else normalize_maps(mirror_mean(cam_maps, mirror_cam))
         probs = self.probabilities(logits).cpu().numpy()
-        attention = attention_map(outputs["attention_weights"], size).cpu().numpy()
-        features = outputs["features"].float().cpu().numpy()
+        attention_np = attention.cpu().numpy()
+        features_np = features.cpu().numpy()
+        cam_np = None if cam_maps is None else cam_maps.cpu().numpy()
         logits_np = logits.cpu().numpy()
         return [
             FacePrediction(
                 prob_fake=float(probs[i]),
                 logits=(float(logits_np[i, 0]), float(logits_np[i, 1])),
                 crop=resized[i],
-                attention=attention[i],
-                gradcampp=None if cam_maps is None else cam_maps[i],
-                features=features[i],
+                attention=attention_np[i],
+                gradcampp=None if cam_np is None else cam_np[i],
+                features=features_np[i],
             )
             for i in range(len(resized))
         ]
+
+
+def mirror_mean(maps: torch.Tensor, mirror_maps: torch.Tensor) -> torch.Tensor:
+    """The mean of crops' maps [N, ..., W] and their mirrors' maps, these flipped back along W."""
+    return (maps + mirror_maps.flip(-1)) / 2

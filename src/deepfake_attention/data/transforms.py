@@ -42,6 +42,10 @@ class Preprocess:
     """The detector's settings (its keyword arguments: for ``mtcnn`` e.g. ``min_face`` in pixels of the
     detection copy, ``thresholds`` of its three stages, ``pad``; for ``haar`` ``min_face`` as a share of
     the shorter side, ``min_neighbors``); empty = the detector's defaults."""
+    flip_average: bool = False
+    """Score each crop as the mean of its logits and those of its horizontal mirror (test-time
+    flip averaging, twice the forward passes); the maps are then the mean of the two passes' maps,
+    the mirror's flipped back. The checkpoint's temperature and threshold are fitted with this setting."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.detector_options, dict) or not all(isinstance(k, str) for k in self.detector_options):

@@ -44,12 +44,18 @@ def score_rows(detector: Detector, rows: list[ManifestRow], *, batch_size: int =
     return np.asarray(logits, dtype=np.float64), np.asarray([int(row.is_fake) for row in rows])
 
 
-def calibrate(checkpoint: str | Path, manifest: str | Path, *, target_fpr: float = 0.05, bounds: tuple[float, float] = (0.5, 5.0), device: str = "auto") -> Calibration:
+def calibrate(checkpoint: str | Path, manifest: str | Path, *, target_fpr: float = 0.05, bounds: tuple[float, float] = (0.5, 5.0), device: str = "auto",
+              flip_average: bool | None = None) -> Calibration:
     """Fit T in ``bounds`` (NLL), set the threshold reaching ``target_fpr`` on the calibrated
-    P(fake) of the manifest's reals, and write both into the checkpoint's ``config.json``."""
+    P(fake) of the manifest's reals, and write both into the checkpoint's ``config.json``.
+
+    ``flip_average``: score with (True) or without (False) each crop's mirror, and write that into
+    the checkpoint's ``preprocess.flip_average`` with the fit; None keeps the checkpoint's setting."""
     checkpoint = Path(checkpoint)
     rows = read_manifest(manifest)
     detector = Detector.load(checkpoint, device=device)
+    if flip_average is not None:
+        detector.config = dataclasses.replace(detector.config, preprocess=dataclasses.replace(detector.config.preprocess, flip_average=flip_average))
     logits, labels = score_rows(detector, rows)
     fit = fit_temperature(logits, labels, bounds=bounds)
     before = apply_temperature(logits, 1.0)
@@ -63,6 +69,6 @@ def calibrate(checkpoint: str | Path, manifest: str | Path, *, target_fpr: float
     )
     config = read_config(checkpoint)
     info = dict(config.info, calibration={**dataclasses.asdict(result), "manifest": Path(manifest).name})
-    updated = dataclasses.replace(config, temperature=result.temperature, threshold=result.threshold, info=info)
+    updated = dataclasses.replace(config, temperature=result.temperature, threshold=result.threshold, info=info, preprocess=detector.config.preprocess)
     atomic_write_json(checkpoint / CONFIG_FILE, updated.to_json())
     return result

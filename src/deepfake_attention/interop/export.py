@@ -5,7 +5,8 @@ The exported graph is :class:`ExportWrapper`: a normalised batch ``image`` [B, 3
 attention [B, 1, H, W])`` out: the raw logits (real, fake; ``P(fake) = softmax(logits / T)[:, 1]``
 with the checkpoint's temperature ``T``) and the model's attention gate, upsampled bilinearly to
 the input size (``upsample=False``: at the block's native size, e.g. [B, 1, H/8, W/8] with the
-trunk). The batch is always dynamic; height and width are dynamic too (``dynamic_size=True``,
+trunk). A checkpoint with ``preprocess.flip_average`` exports a graph that also scores the mirror
+and returns the means, so its outputs match the checkpoint's temperature and threshold. The batch is always dynamic; height and width are dynamic too (``dynamic_size=True``,
 from ``min_side`` pixels up) since every layer here (the trunk's strided convolutions, the
 seed block's 1x1 and 3x3 convolutions, the multi-scale pooling, global average pooling) is
 defined for any input size.
@@ -62,17 +63,28 @@ class ExportWrapper(nn.Module):
             copy in eval mode, so the caller's model is left as it was.
         upsample: attention at the input size (bilinear, ``align_corners=False``, clamped to
             [0, 1] like :func:`~.explain.cam.attention_map`) or at the block's native size.
+        flip_average: the checkpoint's ``preprocess.flip_average``: the graph scores each image
+            with its horizontal mirror and returns the mean logits and the mean attention (the
+            mirror's flipped back), as :meth:`~.detector.Detector.predict` does.
     """
 
-    def __init__(self, model: AttentionMapModel, *, upsample: bool = True) -> None:
+    def __init__(self, model: AttentionMapModel, *, upsample: bool = True, flip_average: bool = False) -> None:
         super().__init__()
         if not isinstance(model, AttentionMapModel):
             raise TypeError(f"model must be an AttentionMapModel, got {type(model).__name__}")
         self.model = copy.deepcopy(model).to("cpu", torch.float32, memory_format=torch.contiguous_format).eval()
         self.upsample = upsample
+        self.flip_average = flip_average
         self.eval()
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, attention = self._pass(image)
+        if self.flip_average:
+            mirrored_logits, mirrored_attention = self._pass(image.flip(-1))
+            logits, attention = (logits + mirrored_logits) / 2, (attention + mirrored_attention.flip(-1)) / 2
+        return logits, attention
+
+    def _pass(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model(image)
         attention = out["attention_weights"]
         if self.upsample:
@@ -134,7 +146,7 @@ def export(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
     model, config = _load(detector_or_checkpoint)
-    wrapper = ExportWrapper(model, upsample=upsample)
+    wrapper = ExportWrapper(model, upsample=upsample, flip_average=config.preprocess.flip_average)
     size = config.preprocess.size
     low = min_side(wrapper.model)
     if dynamic_size and not low <= size <= max_side:
@@ -177,12 +189,14 @@ def _metadata(config: CheckpointConfig, format: str, path: Path, dynamic: dict[s
         "input": {"name": INPUT_NAME, "shape": ["B", 3, "H", "W"], "dtype": "float32",
                   "meaning": f"RGB crop resized to {pre.size}x{pre.size} (H, W dynamic: {dynamic['height']}), scaled to [0, 1], minus mean, divided by std"},
         "outputs": {
-            "logits": {"shape": ["B", len(config.class_names)], "meaning": "raw logits; P(fake) = softmax(logits / temperature)[:, 1]"},
+            "logits": {"shape": ["B", len(config.class_names)], "meaning": ("raw logits" + (", the mean of the image's and its mirror's" if pre.flip_average else "")
+                                                                               + "; P(fake) = softmax(logits / temperature)[:, 1]")},
             "attention": {"shape": ["B", 1, "H", "W"] if upsample else ["B", 1, "h", "w"],
                           "meaning": "the attention gate in (0, 1): where the model looks, computed before any evidence"},
         },
         "dynamic": dynamic,
-        "preprocess": {"size": pre.size, "mean": list(pre.mean), "std": list(pre.std), "crop_scale": pre.crop_scale, "detector": pre.detector},
+        "preprocess": {"size": pre.size, "mean": list(pre.mean), "std": list(pre.std), "crop_scale": pre.crop_scale, "detector": pre.detector,
+                       "flip_average": pre.flip_average},
         "class_names": list(config.class_names),
         "temperature": config.temperature,
         "threshold": config.threshold,

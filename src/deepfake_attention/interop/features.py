@@ -65,7 +65,7 @@ from ..data.faces import FaceCrop, find_faces
 from ..data.inputs import discover
 from ..data.media import MediaError, read_image
 from ..data.video import DEFAULT_FRAMES, iter_sampled_frames
-from ..detector import Detector
+from ..detector import Detector, mirror_mean
 from ..files import atomic_write_json
 
 SCHEMA = "deepfake-attention/features/1"
@@ -122,26 +122,38 @@ class FeatureSet:
         return {k: v for k, v in out.items() if v is not None}
 
 
+def _outputs(detector: Detector, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """One forward pass of a normalised batch: float logits, attention [N, h, w], attention scales [N, S, h, w] or None, features."""
+    with torch.inference_mode():
+        out = detector.model(batch.to(detector.device, memory_format=torch.channels_last))
+    scales = out["attention_scales"][:, :, 0].float() if "attention_scales" in out else None
+    return out["output"].float(), out["attention_weights"][:, 0].float(), scales, out["features"].float()
+
+
 def face_features(detector: Detector, crops: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """Model outputs for face crops (RGB uint8, any size; resized to the checkpoint's size).
 
     Returns ``features`` [N, D], ``logits`` [N, 2], ``prob_fake`` [N] (calibrated), ``attention``
     [N, h, w] (native size) and, for multi-scale models, ``attention_scales`` [N, S, h, w]; float32.
+    With the checkpoint's ``preprocess.flip_average``, logits and maps are the means over each crop
+    and its mirror (as :meth:`~.detector.Detector.predict` scores them) and features the crop's own.
     """
     if len(crops) == 0:
         raise ValueError("no crops given; pass at least one RGB uint8 face crop")
     _, batch = detector.prepare(crops)
-    with torch.inference_mode():
-        out = detector.model(batch.to(detector.device, memory_format=torch.channels_last))
-    logits = out["output"].float()
+    logits, attention, scales, features = _outputs(detector, batch)
+    if detector.config.preprocess.flip_average:  # a second pass, as Detector.predict scores it
+        mirror_logits, mirror_attention, mirror_scales, _ = _outputs(detector, batch.flip(-1))
+        logits, attention = (logits + mirror_logits) / 2, mirror_mean(attention, mirror_attention)
+        scales = None if scales is None else mirror_mean(scales, mirror_scales)
     result = {
-        "features": out["features"].float().cpu().numpy(),
+        "features": features.cpu().numpy(),
         "logits": logits.cpu().numpy(),
         "prob_fake": detector.probabilities(logits).cpu().numpy().astype(np.float32),
-        "attention": out["attention_weights"][:, 0].float().cpu().numpy(),
+        "attention": attention.cpu().numpy(),
     }
-    if "attention_scales" in out:
-        result["attention_scales"] = out["attention_scales"][:, :, 0].float().cpu().numpy()
+    if scales is not None:
+        result["attention_scales"] = scales.cpu().numpy()
     return result
 
 

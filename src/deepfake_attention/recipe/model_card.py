@@ -9,9 +9,9 @@ from typing import Any
 
 from ..model.backbones import trunk_spec
 
-MODEL_VERSION = "v4"
+MODEL_VERSION = "v4.1"
 """The shipped default model's version: v2 (seed block, one person's frames), v3 (many people, stride-8 trunk),
-v4 (stride-16 trunk, milder compression)."""
+v4 (stride-16 trunk, milder compression), v4.1 (v4's weights, each crop scored with its mirror, recalibrated)."""
 SETS = {"test_sbi": "test people, self-blended as in training", "test_other": "test people, differently made family"}
 
 
@@ -93,6 +93,18 @@ def _trunk_words(trunk: str | None) -> str:
     return f"a trunk of {trunk_spec(trunk).description} (ImageNet-initialised)"
 
 
+def _run_words(summary: dict[str, Any]) -> str:
+    """The card's sentence on how this run got its weights: trained here, or an earlier run's (``--weights``)."""
+    reused = summary.get("weights_from")
+    if reused:
+        return (f"This run trained nothing: it calibrated and evaluated the weights of an earlier run of this recipe (sha256 `{reused['sha256'][:8]}...`,"
+                f" kept at step {reused['step']}; its steps and training time are in the card those weights shipped with), in {summary['minutes']['total']:.0f} min on 2 CPU cores"
+                " (`python -m deepfake_attention.recipe --weights DIR`, DIR holding those weights).")
+    return (f"This run: {summary['steps']} steps{' (stopped early)' if summary.get('stopped_early') else ''}, "
+            f"{summary['minutes']['train']:.0f} min of training and {summary['minutes']['total']:.0f} min in all on 2 CPU cores"
+            f"{' (resumed after an interruption: the times are those of the resumed part)' if summary.get('resumed') else ''}.")
+
+
 def model_card(run_dir: Path) -> str:
     """Markdown model card of the recipe run in ``run_dir``."""
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -140,9 +152,7 @@ def model_card(run_dir: Path) -> str:
         "config `src/deepfake_attention/configs/default_model.toml`: cross-entropy + BCE of the attention gate against the",
         "blend mask on fakes, AdamW with warm-up and cosine decay; the weights with the best validation "
         f"{'AUC' if cfg['run'].get('select_on') == 'val_auc' else 'loss'} on the calibration people are kept, and the run stops early when it stalls.",
-        f"This run: {summary['steps']} steps{' (stopped early)' if summary.get('stopped_early') else ''}, "
-        f"{summary['minutes']['train']:.0f} min of training and {summary['minutes']['total']:.0f} min in all on 2 CPU cores"
-        f"{' (resumed after an interruption: the times are those of the resumed part)' if summary.get('resumed') else ''}.",
+        _run_words(summary),
         "",
         "## Calibration (calibration people)",
         "",
@@ -150,11 +160,16 @@ def model_card(run_dir: Path) -> str:
         f"{calibration['samples']} crops, NLL {calibration['nll_before']:.3f} -> {calibration['nll_after']:.3f}; threshold "
         f"{summary['unit_threshold']:.4f}, the lowest giving at most {calibration['target_fpr']:.0%} false positives over the calibration",
         "people's units (one score per person per file; a video's is the mean of its frames, as `analyze` scores a track).",
+        *(["Every crop is scored with its horizontal mirror (`preprocess.flip_average`: the mean of the two passes' logits,",
+           "twice the forward passes); the temperature and threshold were fitted so, and the maps are the two passes' means."]
+          if summary.get("flip_average") else []),
         "",
         "## Measured on the test people",
         "",
         "Units (one score per person per file), at each model's own threshold"
-        + (f"; `previous` is the model shipped before (weights sha256 `{previous_sha[:8]}...`):" if previous_sha else ":"),
+        + (f"; `previous` is the model shipped before (weights sha256 `{previous_sha[:8]}...`"
+           f"{', each crop scored once' if summary.get('flip_average') and _get(summary, 'units', 'previous', 'flip_average') is False else ''}):"
+           if previous_sha else ":"),
         "",
         *_unit_rows(summary["units"]),
         "",

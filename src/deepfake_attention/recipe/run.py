@@ -15,13 +15,17 @@
    blend in one batch, people weighted equally, compression / resolution / blur / noise / colour
    applied to both classes alike; validation on the calibration set.
 5. Calibration on the calibration people: temperature on their crops, threshold at
-   :data:`TARGET_FPR` over their units (:mod:`.units`: one score per person per file).
+   :data:`TARGET_FPR` over their units (:mod:`.units`: one score per person per file), with each
+   crop scored with its mirror (:data:`FLIP_AVERAGE`, written into the checkpoint's preprocessing).
 6. Evaluation: ``evaluate`` on both test sets, and the unit-level report per source group, next
    to the previously shipped model on the same units. ``--install`` copies the result into the
    package with its model card.
 
 A run given ``--set run.stop_at_step=N`` trains up to step N and stops there (a session's slice):
 it writes a paused summary and skips steps 5-6 and the install; ``--resume`` continues it.
+``--weights DIR`` skips step 4: the trained checkpoint ``DIR`` (e.g. the shipped model) is
+calibrated and evaluated as the recipe would, so that a change of inference alone (flip averaging)
+is measured on the same test units without training again.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CONFIG_FILE, read_config
+from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_config
 from ..data.face_records import read_faces
 from ..data.synth import family_config
 from ..data.synth_writer import write_fakes
@@ -52,6 +56,8 @@ CONFIG = "default_model.toml"
 SPLIT_SEED = 20261201
 """Seed of the identity split, fixed before any training (recorded in ``summary.json`` and the card)."""
 TARGET_FPR = 0.05
+FLIP_AVERAGE = True
+"""Score each crop with its horizontal mirror (``preprocess.flip_average``): the shipped model is calibrated and evaluated so."""
 PREPARED_FILE = "prepared.json"
 HELDOUT = {"calibration": ("sbi", 1001), "test_sbi": ("sbi", 2002), "test_other": ("other", 3003)}
 """Held-out set -> (fake family, seed); the calibration set is made of the calibration people, the tests of the test people."""
@@ -105,52 +111,85 @@ def set_threshold(model_dir: Path, threshold: float, note: dict[str, Any]) -> No
     atomic_write_json(model_dir / CONFIG_FILE, dataclasses.replace(config, threshold=threshold, info=info).to_json())
 
 
+def copy_weights(source: Path, model_dir: Path, *, detector: str, crop_scale: float, crop_border: str) -> dict[str, Any]:
+    """Copy a trained release checkpoint (its config and weights only) to ``model_dir`` for calibration and
+    evaluation; its face crops must be made as the recipe makes them. Returns what the card says of it."""
+    _, config = load_checkpoint(source)  # strict: the weights load and match their recorded SHA-256
+    pre = config.preprocess
+    if not config.trained:
+        raise ValueError(f"{source} is an untrained checkpoint; --weights takes trained weights")
+    if (pre.detector, pre.crop_scale, pre.crop_border) != (detector, crop_scale, crop_border):
+        raise ValueError(f"{source} crops faces with {pre.detector}, scale {pre.crop_scale}, border {pre.crop_border}; "
+                         f"the recipe's held-out sets use {detector}, {crop_scale}, {crop_border}")
+    if "train_config" not in config.info:
+        raise ValueError(f"{source} records no training config (info.train_config): not a checkpoint the recipe trained")
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        shutil.copy2(source / name, model_dir / name)
+    return {"sha256": config.weights_sha256, "step": config.info.get("step"), "train_config": config.info["train_config"]}
+
+
 def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[str] | None = None, resume: bool = False,
-        previous: Path | None = DEFAULT_MODEL_DIR, limit: int | None = None, robustness: bool = True) -> dict[str, Any]:
+        previous: Path | None = DEFAULT_MODEL_DIR, limit: int | None = None, robustness: bool = True,
+        flip_average: bool = FLIP_AVERAGE, weights: Path | None = None) -> dict[str, Any]:
     """Prepare, train, calibrate and evaluate; returns the summary written to ``out/summary.json``.
 
     ``resume`` continues training from the newest checkpoint under ``out/train`` (the prepared data
     is remade from the same seeds, so it is identical). ``previous`` (default: the shipped model,
-    read before anything is installed) is scored on the same test units for comparison."""
+    read before anything is installed) is scored on the same test units for comparison.
+    ``weights``: calibrate and evaluate this trained checkpoint instead of training one."""
+    if weights is not None and resume:
+        raise ValueError("resume continues a training run; weights skips training: give one of them")
     started = time.perf_counter()
     config_path = Path(str(resources.files("deepfake_attention.configs") / CONFIG))
     base = load_config(config_path, list(overrides or []))
+    facts: dict[str, Any] = {"resumed": resume}
+    model_dir = out / "train" / "model"
+    if weights is not None:  # checked and copied before the data is prepared: a wrong checkpoint fails at once
+        reused = copy_weights(Path(weights), model_dir, detector=base.data.detector, crop_scale=base.data.crop_scale,
+                              crop_border=base.data.crop_border)
+        facts.update(steps=reused["step"], stopped_early=None, train_config=reused.pop("train_config"), weights_from=reused)
     work = out / "data"
     prepared = prepare(data_root, work, detector=base.data.detector, crop_scale=base.data.crop_scale, crop_border=base.data.crop_border,
                        landmarks=landmarks, limit=limit)
     paths = prepared["paths"]
     after_prepare = time.perf_counter()
-    cfg = load_config(config_path, [
-        f"run.out={json.dumps(str(out / 'train'))}",
-        f"data.real_faces={json.dumps([paths['faces_train']])}",
-        f"data.val={json.dumps([paths['calibration']])}",
-    ] + list(overrides or []))
-    result = train(cfg, resume=resume)
+    if weights is None:
+        cfg = load_config(config_path, [
+            f"run.out={json.dumps(str(out / 'train'))}",
+            f"data.real_faces={json.dumps([paths['faces_train']])}",
+            f"data.val={json.dumps([paths['calibration']])}",
+        ] + list(overrides or []))
+        result = train(cfg, resume=resume)
+        model_dir = result.model_dir
+        facts.update(steps=result.step, stopped_early=result.stopped_early, train_config=cfg.to_dict())
+        if result.paused:
+            summary = {"model_dir": str(model_dir), "steps": result.step, "paused": True, "resumed": resume,
+                       "minutes": {"prepare": (after_prepare - started) / 60, "train": (time.perf_counter() - after_prepare) / 60}}
+            atomic_write_json(out / "summary.json", summary)
+            return summary
     after_train = time.perf_counter()
-    if result.paused:
-        summary = {"model_dir": str(result.model_dir), "steps": result.step, "paused": True, "resumed": resume,
-                   "minutes": {"prepare": (after_prepare - started) / 60, "train": (after_train - after_prepare) / 60}}
-        atomic_write_json(out / "summary.json", summary)
-        return summary
-    calibration = calibrate(result.model_dir, paths["calibration"], target_fpr=TARGET_FPR)
+    calibration = calibrate(model_dir, paths["calibration"], target_fpr=TARGET_FPR, flip_average=flip_average)
     faces = _faces(work)
-    detector = Detector.load(result.model_dir)
+    detector = Detector.load(model_dir)
     threshold = unit_threshold(score_units(detector, paths["calibration"], faces), TARGET_FPR)
-    set_threshold(result.model_dir, threshold, {"target_fpr": TARGET_FPR, "unit": "one score per person per file", "set": "calibration people"})
+    set_threshold(model_dir, threshold, {"target_fpr": TARGET_FPR, "unit": "one score per person per file", "set": "calibration people"})
     evaluations = {}
     for name in ("test_sbi", "test_other"):
-        command = f"deepfake-attention evaluate {paths[name]} --model {result.model_dir}" + (" --robustness" if robustness and name == "test_sbi" else "")
-        evaluations[name] = str(evaluate(paths[name], out / f"eval-{name}", model=result.model_dir, prior_masks=paths["prior_masks"],
+        command = f"deepfake-attention evaluate {paths[name]} --model {model_dir}" + (" --robustness" if robustness and name == "test_sbi" else "")
+        evaluations[name] = str(evaluate(paths[name], out / f"eval-{name}", model=model_dir, prior_masks=paths["prior_masks"],
                                          robustness=robustness and name == "test_sbi", command=f"{command} --prior-masks {paths['prior_masks']}").metrics_path)
-    units = {"model": _unit_reports(Detector.load(result.model_dir), paths, faces)}
+    units = {"model": _unit_reports(Detector.load(model_dir), paths, faces)}
     if previous is not None and (Path(previous) / CONFIG_FILE).is_file():
         old = Detector.load(previous)
-        units["previous"] = {"model_sha256": old.model_sha256, **_unit_reports(old, paths, faces)}
+        units["previous"] = {"model_sha256": old.model_sha256, "flip_average": old.config.preprocess.flip_average, **_unit_reports(old, paths, faces)}
     summary = {
-        "model_dir": str(result.model_dir), "steps": result.step, "stopped_early": result.stopped_early, "resumed": resume,
-        "minutes": {"prepare": (after_prepare - started) / 60, "train": (after_train - after_prepare) / 60, "total": (time.perf_counter() - started) / 60},
+        "model_dir": str(model_dir), **facts, "flip_average": flip_average,
+        "minutes": {"prepare": (after_prepare - started) / 60, "train": (after_train - after_prepare) / 60 if weights is None else None,
+                    "total": (time.perf_counter() - started) / 60},
         "calibration": asdict(calibration), "unit_threshold": threshold, "prepared": prepared, "evaluations": evaluations, "units": units,
-        "train_config": cfg.to_dict(),
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
@@ -180,9 +219,13 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override the training config")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its newest checkpoint")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N corpus files (a smoke run)")
+    parser.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                        help="calibrate and evaluate this trained checkpoint (e.g. the shipped model) instead of training one")
+    parser.add_argument("--no-flip-average", action="store_true", help="score each crop once, not with its mirror (half the cost)")
     parser.add_argument("--install", action="store_true", help="copy the result into the package as the shipped default model")
     args = parser.parse_args()
-    summary = run(Path(args.data), Path(args.out), landmarks=not args.no_landmarks, overrides=args.overrides, resume=args.resume, limit=args.limit)
+    summary = run(Path(args.data), Path(args.out), landmarks=not args.no_landmarks, overrides=args.overrides, resume=args.resume, limit=args.limit,
+                  flip_average=not args.no_flip_average, weights=args.weights)
     print(json.dumps({k: summary[k] for k in ("model_dir", "steps", "minutes", "unit_threshold") if k in summary}, indent=2))
     if summary.get("paused"):
         print(f"paused at step {summary['steps']}: not calibrated, evaluated or installed; continue with --resume")
