@@ -29,7 +29,8 @@ largest coarse-region share; ``cam.png`` in the run's folder shows a few of thos
 
 Each finished run leaves a small JSON record in ``--records`` (default ``bench/results/fingerprints``,
 committed with the code: run folders under ``--work`` do not outlive a checkout); a run whose record
-exists is not trained again (delete the record to redo it), so the table fills over several
+exists is not trained again (delete the record to redo it), one interrupted (e.g. by the end of a
+session) continues from its newest checkpoint, so the table fills over several
 sessions, a slice at a time (``--arms``, ``--folds``, ``--max-runs``). ``--rotate-seeds`` trains each
 held-out fold once, with seed ``fold % seeds``: every kind held out, every seed used, 4 runs per arm
 instead of 12. ``--table`` trains nothing and prints the table of the records. Writes

@@ -6,8 +6,9 @@ attention [B, 1, H, W])`` out: the raw logits (real, fake; ``P(fake) = softmax(l
 with the checkpoint's temperature ``T``) and the model's attention gate, upsampled bilinearly to
 the input size (``upsample=False``: at the block's native size, e.g. [B, 1, H/8, W/8] with the
 trunk). A checkpoint with ``preprocess.flip_average`` exports a graph that also scores the mirror
-and returns the means, so its outputs match the checkpoint's temperature and threshold. The batch is always dynamic; height and width are dynamic too (``dynamic_size=True``,
-from ``min_side`` pixels up) since every layer here (the trunk's strided convolutions, the
+and returns the means, so its outputs match the checkpoint's temperature and threshold. The batch
+is always dynamic; height and width are dynamic too (``dynamic_size=True``, from ``min_side``
+pixels up) since every layer here (the trunk's strided convolutions, the
 seed block's 1x1 and 3x3 convolutions, the multi-scale pooling, global average pooling) is
 defined for any input size.
 
