@@ -13,7 +13,6 @@ set, both settings interleaved in each round (crops read and detected faces cut 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,13 +30,6 @@ from _timing import Verdict, add_arguments, legend, load_line, measure
 from ablation import paired_difference
 
 
-def with_flip_average(detector: Detector, flip_average: bool) -> Detector:
-    """``detector`` scoring each crop with (or without) its mirror; temperature and threshold unchanged."""
-    preprocess = dataclasses.replace(detector.config.preprocess, flip_average=flip_average)
-    detector.config = dataclasses.replace(detector.config, preprocess=preprocess)
-    return detector
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepared", type=Path, default=Path("runs/default-model/data"), help="a recipe's prepared data folder")
@@ -48,7 +40,9 @@ def main() -> int:
     args = parser.parse_args()
     paths = read_prepared(args.prepared)["paths"]
     faces = [FaceInfo(**face) for face in json.loads((args.prepared / "faces.json").read_text())["faces"]]
-    detectors = {mirrored: with_flip_average(Detector.load(args.model), mirrored) for mirrored in (False, True)}
+    detectors = {mirrored: Detector.load(args.model) for mirrored in (False, True)}
+    for mirrored, detector in detectors.items():
+        detector.set_preprocess(flip_average=mirrored)  # temperature and threshold stay those the checkpoint was fitted with
     print("| scoring | test | AUC | TPR | FPR |\n|---|---|---|---|---|")
     units: dict[tuple[bool, str], dict[str, np.ndarray]] = {}
     for mirrored, detector in detectors.items():

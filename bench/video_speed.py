@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
@@ -50,7 +49,7 @@ def load_detector(model: str | None, detector: str) -> Detector:
     loaded = Detector.load(model, device="cpu")
     if loaded.config.preprocess.detector == "none" and detector != "none":
         print(f"note: the checkpoint has detector='none'; the bench detects faces with {detector!r} so that stage is measured")
-        loaded.config = dataclasses.replace(loaded.config, preprocess=dataclasses.replace(loaded.config.preprocess, detector=detector))
+        loaded.set_preprocess(detector=detector)
     return loaded
 
 

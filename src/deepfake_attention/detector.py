@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,10 @@ class Detector:
     @property
     def model_sha256(self) -> str:
         return self.config.weights_sha256
+
+    def set_preprocess(self, **changes: Any) -> None:
+        """Change this loaded detector's preprocessing (e.g. ``flip_average=True``); temperature and threshold stay as fitted."""
+        self.config = replace(self.config, preprocess=replace(self.config.preprocess, **changes))
 
     def prepare(self, crops: Sequence[np.ndarray]) -> tuple[list[np.ndarray], torch.Tensor]:
         """Resize crops to the checkpoint's size and normalise them: (resized crops, batch tensor)."""

@@ -55,7 +55,7 @@ def calibrate(checkpoint: str | Path, manifest: str | Path, *, target_fpr: float
     rows = read_manifest(manifest)
     detector = Detector.load(checkpoint, device=device)
     if flip_average is not None:
-        detector.config = dataclasses.replace(detector.config, preprocess=dataclasses.replace(detector.config.preprocess, flip_average=flip_average))
+        detector.set_preprocess(flip_average=flip_average)
     logits, labels = score_rows(detector, rows)
     fit = fit_temperature(logits, labels, bounds=bounds)
     before = apply_temperature(logits, 1.0)

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import CheckpointConfig
-from ..detector import Detector
+from ..detector import Detector, mirror_mean
 from ..files import atomic_write_json
 from ..model import AttentionMapModel
 from ..model.backbones import trunk_spec
@@ -82,7 +82,7 @@ class ExportWrapper(nn.Module):
         logits, attention = self._pass(image)
         if self.flip_average:
             mirrored_logits, mirrored_attention = self._pass(image.flip(-1))
-            logits, attention = (logits + mirrored_logits) / 2, (attention + mirrored_attention.flip(-1)) / 2
+            logits, attention = (logits + mirrored_logits) / 2, mirror_mean(attention, mirrored_attention)
         return logits, attention
 
     def _pass(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
