@@ -13,9 +13,12 @@ from PIL import Image
 from skimage import data
 
 from deepfake_attention.checkpoint import read_config
+from deepfake_attention.detector import Detector
+from deepfake_attention.metrics import fit_affine
 from deepfake_attention.recipe.corpus import SPLITS
 from deepfake_attention.recipe.model_card import MODEL_VERSION, model_card
-from deepfake_attention.recipe.run import run
+from deepfake_attention.recipe.run import _faces, run
+from deepfake_attention.recipe.units import score_units, unit_rows, unit_threshold
 
 from .conftest import make_checkpoint
 
@@ -63,6 +66,15 @@ def test_recipe_runs_in_slices_end_to_end_and_writes_its_card(tmp_path: Path) ->
     config = read_config(summary["model_dir"])
     assert config.threshold == pytest.approx(summary["unit_threshold"]) and config.info["unit_threshold"]["target_fpr"] == 0.05
     assert config.preprocess.detector == "haar" and config.preprocess.crop_border == "constant"
+    # calibrated on the calibration people's units, the offset folded into the weights: refitting the
+    # folded checkpoint's scores finds no offset and the same T, and its units give the same threshold
+    fit = config.info["calibration"]
+    assert fit["fit"] == "affine" and fit["unit"] == "person per file" and fit["samples"] == 2 * people["calibration"]
+    detector, faces = Detector.load(summary["model_dir"]), _faces(tmp_path / "run" / "data")
+    logits, labels, keys, _ = unit_rows(detector, prepared["paths"]["calibration"], faces)
+    refit = fit_affine(logits, labels, groups=keys)
+    assert refit.offset == pytest.approx(0.0, abs=1e-3) and refit.temperature == pytest.approx(config.temperature, rel=1e-3)
+    assert unit_threshold(score_units(detector, prepared["paths"]["calibration"], faces), 0.05) == pytest.approx(config.threshold, abs=1e-6)
     units = summary["units"]
     test_people = people["test"]
     assert units["model"]["test_sbi"]["overall"]["reals"] == test_people == units["model"]["test_sbi"]["overall"]["fakes"]
@@ -73,6 +85,7 @@ def test_recipe_runs_in_slices_end_to_end_and_writes_its_card(tmp_path: Path) ->
     assert "research use only" in card and "No generated, face-swapped or reenacted image" in card
     assert f"seed {prepared['split_seed']}" in card and "| overall |" in card and "previous" in card
     assert card.startswith(f"# deepfake-attention default model ({MODEL_VERSION})") and "the face crop itself (no trunk)" in card
+    assert f"Affine scaling on the {fit['samples']} units of the calibration people" in card
 
 
 @pytest.mark.slow
@@ -82,7 +95,7 @@ def test_recipe_calibrates_given_weights_with_flip_averaging_without_training(tm
     trained = run(shared, tmp_path / "trained", landmarks=False, overrides=TINY, previous=None, robustness=False, flip_average=False)
     assert not read_config(trained["model_dir"]).preprocess.flip_average and trained["flip_average"] is False
     summary = run(shared, tmp_path / "flip", landmarks=False, overrides=TINY, previous=Path(trained["model_dir"]), robustness=False,
-                  weights=Path(trained["model_dir"]))
+                  weights=Path(trained["model_dir"]), calibration="crops")  # a temperature on crops: the weights stay as they were
     assert not (tmp_path / "flip" / "train" / "checkpoints").exists()  # nothing was trained
     config = read_config(summary["model_dir"])
     assert config.preprocess.flip_average and summary["flip_average"] is True
@@ -92,7 +105,7 @@ def test_recipe_calibrates_given_weights_with_flip_averaging_without_training(tm
     assert config.threshold == pytest.approx(summary["unit_threshold"])
     card = model_card(tmp_path / "flip")
     assert "trained nothing" in card and summary["weights_from"]["sha256"][:8] in card and "horizontal mirror" in card
-    assert "each crop scored once" in card
+    assert "each crop scored once" in card and f"on {summary['calibration']['samples']} crops" in card
     with pytest.raises(ValueError, match="untrained checkpoint"):
         run(shared, tmp_path / "bad", landmarks=False, overrides=TINY, previous=None, robustness=False,
             weights=make_checkpoint(tmp_path / "untrained", trained=False, detector="haar"))

@@ -157,11 +157,14 @@ def _run_evaluate_media(args: argparse.Namespace) -> int:
 
 
 def _add_calibrate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="checkpoint folder to calibrate (its config.json is rewritten; weights untouched)")
+    parser.add_argument("model", help="checkpoint folder to calibrate (its config.json is rewritten; with --fit affine its weights too)")
     parser.add_argument("manifest", help="labelled manifest of face crops held out from training")
     parser.add_argument("--target-fpr", type=float, default=0.05, help="false-positive rate the threshold is set to reach (default 0.05)")
     parser.add_argument("--flip-average", choices=("on", "off"), default=None,
                         help="score each crop with its mirror (on) or once (off), and write it into the checkpoint (default: keep its setting)")
+    parser.add_argument("--fit", choices=("temperature", "affine"), default="temperature",
+                        help="fit a temperature T (default), or T and an offset, P(fake) = sigmoid(gap / T + offset), for a model that leans "
+                             "towards one class: the offset is folded into the classifier's bias, so the weights are rewritten")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
@@ -169,8 +172,9 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     from .evaluation.calibrate import calibrate
 
     flip = None if args.flip_average is None else args.flip_average == "on"
-    result = calibrate(args.model, args.manifest, target_fpr=args.target_fpr, device=args.device, flip_average=flip)
-    print(f"temperature {result.temperature:.4f}{' (at its bound)' if result.at_bound else ''}; NLL {result.nll_before:.4f} -> {result.nll_after:.4f}; "
+    result = calibrate(args.model, args.manifest, target_fpr=args.target_fpr, device=args.device, flip_average=flip, fit=args.fit)
+    offset = f", offset {result.offset:+.4f} (folded into the weights)" if args.fit == "affine" else ""
+    print(f"temperature {result.temperature:.4f}{offset}{' (at a bound)' if result.at_bound else ''}; NLL {result.nll_before:.4f} -> {result.nll_after:.4f}; "
           f"ECE {result.ece_before:.4f} -> {result.ece_after:.4f}")
     print(f"threshold {result.threshold:.4f}: FPR {result.achieved_fpr:.4f} (target {result.target_fpr}), TPR {result.achieved_tpr:.4f} on {result.samples} crops")
     return 0

@@ -23,7 +23,19 @@ from .attention import (
     transform_consistency,
 )
 from .bootstrap import BootstrapCI, bootstrap_ci
-from .calibration import ReliabilityDiagram, TemperatureFit, apply_temperature, brier_score, calibration_report, expected_calibration_error, fit_temperature, reliability_diagram
+from .calibration import (
+    AffineFit,
+    ReliabilityDiagram,
+    TemperatureFit,
+    apply_affine,
+    apply_temperature,
+    brier_score,
+    calibration_report,
+    expected_calibration_error,
+    fit_affine,
+    fit_temperature,
+    reliability_diagram,
+)
 from .classification import (
     EqualErrorRate,
     OperatingPoint,
@@ -45,7 +57,9 @@ from .video import DEFAULT_VIDEO_METHOD, VIDEO_METHODS, aggregate_videos, video_
 
 __all__ = [
     "accuracy",
+    "AffineFit",
     "aggregate_videos",
+    "apply_affine",
     "apply_temperature",
     "auc_roc",
     "average_drop",
@@ -68,6 +82,7 @@ __all__ = [
     "explanation_images",
     "f1",
     "faithfulness_report",
+    "fit_affine",
     "fit_temperature",
     "frame_consistency",
     "increase_in_confidence",

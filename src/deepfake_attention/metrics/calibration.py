@@ -1,8 +1,13 @@
-"""Calibration of P(fake): temperature scaling, ECE, Brier score and reliability-diagram data.
+"""Calibration of P(fake): temperature scaling, affine (Platt) scaling, ECE, Brier score and
+reliability-diagram data.
 
 Temperature scaling (Guo et al., ICML 2017) divides the logits by one scalar ``T`` fitted on a
 calibration split by minimising the negative log-likelihood of ``softmax(logits / T)``; it never
-changes which class wins, so accuracy and AUC are untouched.
+changes which class wins, so accuracy and AUC are untouched. Affine scaling (Platt, 1999) adds an
+offset: ``P(fake) = sigmoid((z_fake - z_real) / T + offset)``, for a model that leans towards one
+class; it keeps the order of the scores too. Either can be fitted over groups of rows (a person in
+a video, whose score is the mean of their frames' P(fake)), so that what is calibrated is the
+score a user sees.
 
 ECE here is the *positive-class* (P(fake)) ECE by default: samples are binned by P(fake) and
 each bin compares the mean P(fake) with the fraction of fakes. The top-label ECE of Guo et al.
@@ -17,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import expit, log_softmax, softmax
 
 from .classification import check_binary
 
@@ -101,6 +106,98 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, *, bounds: tuple[float, f
             t_best = end
     at_bound = min(t_best - low, high - t_best) <= 10 * xatol
     return TemperatureFit(temperature=t_best, nll_before=objective(1.0), nll_after=objective(t_best), bounds=(low, high), at_bound=bool(at_bound))
+
+
+def apply_affine(logits: np.ndarray, temperature: float, offset: float) -> np.ndarray:
+    """P(fake) = ``sigmoid((logits[:, 1] - logits[:, 0]) / T + offset)`` as a float64 [N] array (2 classes)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"affine scaling is for 2-class (real, fake) logits [N, 2], got shape {z.shape}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return expit((z[:, 1] - z[:, 0]) / temperature + offset)
+
+
+def group_index(groups: Sequence[Any] | np.ndarray | None, n: int) -> np.ndarray:
+    """[n] integers 0..G-1 numbering ``groups`` (any hashable labels, one per row) in order of
+    first appearance; None makes every row its own group."""
+    if groups is None:
+        return np.arange(n)
+    if len(groups) != n:
+        raise ValueError(f"need one group per row: {n} rows, {len(groups)} groups")
+    first: dict[Any, int] = {}
+    return np.array([first.setdefault(g, len(first)) for g in groups], dtype=np.int64)
+
+
+def group_means(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` within each group of :func:`group_index`'s ``index``: [G]."""
+    return np.bincount(index, weights=values) / np.bincount(index)
+
+
+@dataclass(frozen=True)
+class AffineFit:
+    """A fitted ``P(fake) = sigmoid((z_fake - z_real) / temperature + offset)`` with the NLL of the
+    calibration split's groups before (T = 1, offset 0) and after.
+
+    ``groups`` counts what the NLL was taken over (rows, or groups of rows scored by the mean of
+    their P(fake)); ``at_bound``: the optimum lies on a bound of T or of the offset."""
+
+    temperature: float
+    offset: float
+    nll_before: float
+    nll_after: float
+    bounds: tuple[float, float]
+    at_bound: bool
+    groups: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "offset": self.offset, "nll_before": self.nll_before, "nll_after": self.nll_after,
+                "bounds": list(self.bounds), "at_bound": self.at_bound, "groups": self.groups}
+
+
+def fit_affine(logits: np.ndarray, y: np.ndarray, *, groups: Sequence[Any] | np.ndarray | None = None, bounds: tuple[float, float] = (0.5, 5.0),
+               offset_bound: float = 10.0) -> AffineFit:
+    """Fit ``T`` in ``bounds`` and ``offset`` in ``[-offset_bound, offset_bound]`` minimising the NLL.
+
+    ``logits``: [N, 2] of the calibration split; ``y``: [N] labels; ``groups``: [N] labels of the
+    groups rows belong to (one class per group), each group scored by the mean of its rows' P(fake).
+    Without groups this is logistic regression on the logit gap (convex); with groups it is not
+    convex in general, so L-BFGS-B starts from T = 1 and from the temperature-only fit and keeps the
+    better optimum."""
+    low, high = float(bounds[0]), float(bounds[1])
+    if not 0 < low < high:
+        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds}")
+    if not offset_bound > 0:
+        raise ValueError(f"offset_bound must be > 0, got {offset_bound}")
+    z, labels = _check_logits(logits, y)
+    if z.shape[1] != 2:
+        raise ValueError(f"affine scaling is for 2-class (real, fake) logits, got {z.shape[1]} classes")
+    gap = z[:, 1] - z[:, 0]
+    index = group_index(groups, z.shape[0])
+    counts = np.bincount(index)
+    target = group_means(labels.astype(np.float64), index)
+    if not np.isin(target, (0.0, 1.0)).all():
+        raise ValueError("a group holds rows of both classes; every group must be all real or all fake")
+    eps = 1e-12
+
+    def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
+        slope, offset = params
+        s = expit(slope * gap + offset)
+        p = np.clip(group_means(s, index), eps, 1 - eps)
+        loss = -np.mean(target * np.log(p) + (1 - target) * np.log(1 - p))
+        d_p = -(target / p - (1 - target) / (1 - p)) / len(p)  # dLoss / dp per group
+        d_s = d_p[index] * s * (1 - s) / counts[index]          # dLoss / d(slope * gap + offset) per row
+        return float(loss), np.array([np.sum(d_s * gap), np.sum(d_s)])
+
+    limits = [(1 / high, 1 / low), (-offset_bound, offset_bound)]
+    start_t = fit_temperature(z, labels, bounds=bounds).temperature
+    fits = [minimize(objective, np.array([1 / t, 0.0]), jac=True, method="L-BFGS-B", bounds=limits) for t in {1.0 if low <= 1 <= high else low, start_t}]
+    best = min(fits, key=lambda f: f.fun)
+    slope, offset = (float(v) for v in best.x)
+    tol = 1e-6
+    at_bound = min(slope - limits[0][0], limits[0][1] - slope) <= tol or offset_bound - abs(offset) <= tol
+    return AffineFit(temperature=1 / slope, offset=offset, nll_before=objective(np.array([1.0, 0.0]))[0], nll_after=float(best.fun),
+                     bounds=(low, high), at_bound=bool(at_bound), groups=len(counts))
 
 
 @dataclass(frozen=True)

@@ -99,10 +99,23 @@ def _run_words(summary: dict[str, Any]) -> str:
     if reused:
         return (f"This run trained nothing: it calibrated and evaluated the weights of an earlier run of this recipe (sha256 `{reused['sha256'][:8]}...`,"
                 f" kept at step {reused['step']}; its steps and training time are in the card those weights shipped with), in {summary['minutes']['total']:.0f} min on 2 CPU cores"
-                " (`python -m deepfake_attention.recipe --weights DIR`, DIR holding those weights).")
+                " (`python -m deepfake_attention.recipe --weights DIR`, DIR holding those weights)"
+                + ("; the calibration below shifts one bias of the classifier, hence the new weights' sha256." if summary["calibration"].get("offset") else "."))
     return (f"This run: {summary['steps']} steps{' (stopped early)' if summary.get('stopped_early') else ''}, "
             f"{summary['minutes']['train']:.0f} min of training and {summary['minutes']['total']:.0f} min in all on 2 CPU cores"
             f"{' (resumed after an interruption: the times are those of the resumed part)' if summary.get('resumed') else ''}.")
+
+
+def _calibration_words(calibration: dict[str, Any]) -> list[str]:
+    """What was fitted, on what: a temperature on crops (v4.1 and before), or temperature and offset on units."""
+    bound = " (at a bound)" if calibration["at_bound"] else ""
+    if calibration.get("fit", "temperature") == "affine" and calibration.get("unit") == "person per file":
+        return [f"Affine scaling on the {calibration['samples']} units of the calibration people: P(fake) = sigmoid(gap / T + offset) of each",
+                f"frame, averaged over the unit, fitted by NLL; T = {calibration['temperature']:.3f}, offset {calibration['offset']:+.3f}{bound}"
+                f" (T bounded to 0.5-5), NLL {calibration['nll_before']:.3f} -> {calibration['nll_after']:.3f}. The offset is folded into the",
+                "classifier's fake-logit bias, so `softmax(logits / T)[fake]` is this P(fake) everywhere (`analyze`, export, the service)."]
+    return [f"Temperature T = {calibration['temperature']:.3f}{bound} (bounds 0.5-5) on {calibration['samples']} crops,"
+            f" NLL {calibration['nll_before']:.3f} -> {calibration['nll_after']:.3f}."]
 
 
 def model_card(run_dir: Path) -> str:
@@ -156,9 +169,8 @@ def model_card(run_dir: Path) -> str:
         "",
         "## Calibration (calibration people)",
         "",
-        f"Temperature T = {calibration['temperature']:.3f}{' (at its bound)' if calibration['at_bound'] else ''} (bounds 0.5-5) on "
-        f"{calibration['samples']} crops, NLL {calibration['nll_before']:.3f} -> {calibration['nll_after']:.3f}; threshold "
-        f"{summary['unit_threshold']:.4f}, the lowest giving at most {calibration['target_fpr']:.0%} false positives over the calibration",
+        *_calibration_words(calibration),
+        f"Threshold {summary['unit_threshold']:.4f}, the lowest giving at most {calibration['target_fpr']:.0%} false positives over the calibration",
         "people's units (one score per person per file; a video's is the mean of its frames, as `analyze` scores a track).",
         *(["Every crop is scored with its horizontal mirror (`preprocess.flip_average`: the mean of the two passes' logits,",
            "twice the forward passes); the temperature and threshold were fitted so, and the maps are the two passes' means."]

@@ -14,9 +14,11 @@
 4. Training (``configs/default_model.toml``): self-blends made on the fly, a face and its own
    blend in one batch, people weighted equally, compression / resolution / blur / noise / colour
    applied to both classes alike; validation on the calibration set.
-5. Calibration on the calibration people: temperature on their crops, threshold at
-   :data:`TARGET_FPR` over their units (:mod:`.units`: one score per person per file), with each
-   crop scored with its mirror (:data:`FLIP_AVERAGE`, written into the checkpoint's preprocessing).
+5. Calibration on the calibration people's units (:mod:`.units`: one score per person per file,
+   a video's the mean of its frames): temperature and offset fitted to the units' P(fake), the
+   offset folded into the classifier's bias (:data:`CALIBRATION`; ``crops`` fits a temperature on
+   the crops instead, as v4.1 was), and the threshold at :data:`TARGET_FPR` over the units, with
+   each crop scored with its mirror (:data:`FLIP_AVERAGE`, written into the checkpoint's preprocessing).
 6. Evaluation: ``evaluate`` on both test sets, and the unit-level report per source group, next
    to the previously shipped model on the same units. ``--install`` copies the result into the
    package with its model card.
@@ -24,8 +26,8 @@
 A run given ``--set run.stop_at_step=N`` trains up to step N and stops there (a session's slice):
 it writes a paused summary and skips steps 5-6 and the install; ``--resume`` continues it.
 ``--weights DIR`` skips step 4: the trained checkpoint ``DIR`` (e.g. the shipped model) is
-calibrated and evaluated as the recipe would, so that a change of inference alone (flip averaging)
-is measured on the same test units without training again.
+calibrated and evaluated as the recipe would, so that a change of inference or calibration alone
+(flip averaging, unit-level calibration) is measured on the same test units without training again.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from ..files import atomic_write_json
 from ..train import load_config, train
 from .corpus import read_corpus, split_by_identity, split_summary
 from .faces import FaceInfo, extra_files, extract_faces
-from .units import score_units, unit_report, unit_threshold
+from .units import calibrate_units, score_units, unit_report, unit_threshold
 
 CONFIG = "default_model.toml"
 SPLIT_SEED = 20261201
@@ -58,6 +60,10 @@ SPLIT_SEED = 20261201
 TARGET_FPR = 0.05
 FLIP_AVERAGE = True
 """Score each crop with its horizontal mirror (``preprocess.flip_average``): the shipped model is calibrated and evaluated so."""
+CALIBRATION = "units"
+"""``units``: temperature and offset fitted to the calibration people's units (:func:`.units.calibrate_units`);
+``crops``: a temperature fitted to their crops (``calibrate``), the threshold still over their units."""
+CALIBRATIONS = ("units", "crops")
 PREPARED_FILE = "prepared.json"
 HELDOUT = {"calibration": ("sbi", 1001), "test_sbi": ("sbi", 2002), "test_other": ("other", 3003)}
 """Held-out set -> (fake family, seed); the calibration set is made of the calibration people, the tests of the test people."""
@@ -133,13 +139,16 @@ def copy_weights(source: Path, model_dir: Path, *, detector: str, crop_scale: fl
 
 def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[str] | None = None, resume: bool = False,
         previous: Path | None = DEFAULT_MODEL_DIR, limit: int | None = None, robustness: bool = True,
-        flip_average: bool = FLIP_AVERAGE, weights: Path | None = None) -> dict[str, Any]:
+        flip_average: bool = FLIP_AVERAGE, weights: Path | None = None, calibration: str = CALIBRATION) -> dict[str, Any]:
     """Prepare, train, calibrate and evaluate; returns the summary written to ``out/summary.json``.
 
     ``resume`` continues training from the newest checkpoint under ``out/train`` (the prepared data
     is remade from the same seeds, so it is identical). ``previous`` (default: the shipped model,
     read before anything is installed) is scored on the same test units for comparison.
-    ``weights``: calibrate and evaluate this trained checkpoint instead of training one."""
+    ``weights``: calibrate and evaluate this trained checkpoint instead of training one.
+    ``calibration``: one of :data:`CALIBRATIONS` (see :data:`CALIBRATION`)."""
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     if weights is not None and resume:
         raise ValueError("resume continues a training run; weights skips training: give one of them")
     started = time.perf_counter()
@@ -171,10 +180,13 @@ def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[s
             atomic_write_json(out / "summary.json", summary)
             return summary
     after_train = time.perf_counter()
-    calibration = calibrate(model_dir, paths["calibration"], target_fpr=TARGET_FPR, flip_average=flip_average)
     faces = _faces(work)
-    detector = Detector.load(model_dir)
-    threshold = unit_threshold(score_units(detector, paths["calibration"], faces), TARGET_FPR)
+    if calibration == "units":
+        fitted = calibrate_units(model_dir, paths["calibration"], faces, target_fpr=TARGET_FPR, flip_average=flip_average)
+        threshold = fitted.threshold
+    else:
+        fitted = calibrate(model_dir, paths["calibration"], target_fpr=TARGET_FPR, flip_average=flip_average)
+        threshold = unit_threshold(score_units(Detector.load(model_dir), paths["calibration"], faces), TARGET_FPR)
     set_threshold(model_dir, threshold, {"target_fpr": TARGET_FPR, "unit": "one score per person per file", "set": "calibration people"})
     evaluations = {}
     for name in ("test_sbi", "test_other"):
@@ -189,7 +201,7 @@ def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[s
         "model_dir": str(model_dir), **facts, "flip_average": flip_average,
         "minutes": {"prepare": (after_prepare - started) / 60, "train": (after_train - after_prepare) / 60 if weights is None else None,
                     "total": (time.perf_counter() - started) / 60},
-        "calibration": asdict(calibration), "unit_threshold": threshold, "prepared": prepared, "evaluations": evaluations, "units": units,
+        "calibration": asdict(fitted), "unit_threshold": threshold, "prepared": prepared, "evaluations": evaluations, "units": units,
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
@@ -222,10 +234,13 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None, metavar="DIR",
                         help="calibrate and evaluate this trained checkpoint (e.g. the shipped model) instead of training one")
     parser.add_argument("--no-flip-average", action="store_true", help="score each crop once, not with its mirror (half the cost)")
+    parser.add_argument("--calibration", choices=CALIBRATIONS, default=CALIBRATION,
+                        help="units (default): temperature and offset fitted to the calibration people's units, the offset folded into "
+                             "the weights; crops: a temperature fitted to their crops")
     parser.add_argument("--install", action="store_true", help="copy the result into the package as the shipped default model")
     args = parser.parse_args()
     summary = run(Path(args.data), Path(args.out), landmarks=not args.no_landmarks, overrides=args.overrides, resume=args.resume, limit=args.limit,
-                  flip_average=not args.no_flip_average, weights=args.weights)
+                  flip_average=not args.no_flip_average, weights=args.weights, calibration=args.calibration)
     print(json.dumps({k: summary[k] for k in ("model_dir", "steps", "minutes", "unit_threshold") if k in summary}, indent=2))
     if summary.get("paused"):
         print(f"paused at step {summary['steps']}: not calibrated, evaluated or installed; continue with --resume")

@@ -5,6 +5,9 @@ one verdict per person in a photo and, for a video, per face track, whose score 
 its frames (as ``analyze`` scores a track). So the recipe averages a person's frames of one file
 into one unit, for reals and for their self-blends alike, and measures per source group: the
 false-positive rate at the shipped threshold, the true-positive rate, the AUC and the ECE.
+
+:func:`calibrate_units` calibrates on those units too: temperature and offset fitted to the units'
+mean P(fake) (the score a user sees), the offset folded into the classifier's bias.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import numpy as np
 
 from ..data.manifest import read_manifest
 from ..detector import Detector
-from ..evaluation.calibrate import score_rows
-from ..metrics.calibration import apply_temperature, expected_calibration_error
+from ..evaluation.calibrate import Calibration, score_rows, write_calibration
+from ..metrics.calibration import apply_affine, apply_temperature, expected_calibration_error, fit_affine
 from ..metrics.classification import auc_roc, threshold_at_fpr
 from .faces import FaceInfo
+
+UnitKey = tuple[str, str, bool]
+"""(file, person, fake): the rows of one unit."""
 
 
 @dataclass(frozen=True)
@@ -43,23 +49,61 @@ def _stem(path: str) -> str:
     return head if head and tail.isdigit() else stem
 
 
-def score_units(detector: Detector, manifest: str | Path, faces: Sequence[FaceInfo], *, batch_size: int = 64) -> list[Unit]:
-    """Score a held-out manifest (written by :func:`~..data.synth_writer.write_fakes` from the recipe's
-    faces) with ``detector`` and average each person's frames of a file, per class."""
+def unit_rows(detector: Detector, manifest: str | Path, faces: Sequence[FaceInfo], batch_size: int = 64
+              ) -> tuple[np.ndarray, np.ndarray, list[UnitKey], dict[UnitKey, str]]:
+    """Logits [N, 2] and labels [N] of a held-out manifest's rows (face crops written by
+    :func:`~..data.synth_writer.write_fakes` from the recipe's faces), each row's unit and each unit's source group."""
     by_stem = {Path(face.crop).stem: face for face in faces}
     rows = read_manifest(manifest)
     logits, labels = score_rows(detector, rows, batch_size=batch_size)
-    probs = apply_temperature(logits, detector.config.temperature)
-    grouped: dict[tuple[str, str, bool], list[float]] = defaultdict(list)
-    groups: dict[tuple[str, str, bool], str] = {}
-    for row, prob, label in zip(rows, probs, labels):
+    keys: list[UnitKey] = []
+    groups: dict[UnitKey, str] = {}
+    for row, label in zip(rows, labels):
         face = by_stem.get(_stem(row.path))
         if face is None:
             raise ValueError(f"{row.path} of {manifest} is not one of the recipe's faces")
-        key = (face.file, face.person, bool(label))
+        keys.append((face.file, face.person, bool(label)))
+        groups[keys[-1]] = face.group
+    return logits, labels, keys, groups
+
+
+def average_units(keys: Sequence[UnitKey], groups: dict[UnitKey, str], probs: np.ndarray) -> list[Unit]:
+    """The units of :func:`unit_rows`' rows, each scored by the mean of its rows' ``probs`` [N]."""
+    grouped: dict[UnitKey, list[float]] = defaultdict(list)
+    for key, prob in zip(keys, probs):
         grouped[key].append(float(prob))
-        groups[key] = face.group
     return [Unit(groups[key], key[0], key[1], key[2], float(np.mean(values)), len(values)) for key, values in grouped.items()]
+
+
+def score_units(detector: Detector, manifest: str | Path, faces: Sequence[FaceInfo], *, batch_size: int = 64) -> list[Unit]:
+    """Score a held-out manifest with ``detector`` and average each person's frames of a file, per class."""
+    logits, _, keys, groups = unit_rows(detector, manifest, faces, batch_size)
+    return average_units(keys, groups, apply_temperature(logits, detector.config.temperature))
+
+
+def calibrate_units(model_dir: str | Path, manifest: str | Path, faces: Sequence[FaceInfo], *, target_fpr: float, flip_average: bool,
+                    bounds: tuple[float, float] = (0.5, 5.0), batch_size: int = 64) -> Calibration:
+    """Fit ``P(fake) = sigmoid(gap / T + offset)`` to the calibration people's units (each scored by the
+    mean of its frames' P(fake)), fold the offset into the checkpoint's weights and write T, the
+    mirror setting and the record into its ``config.json``. The returned threshold is the unit-level
+    one at ``target_fpr`` (written by the caller with its note)."""
+    detector = Detector.load(model_dir)
+    detector.set_preprocess(flip_average=flip_average)
+    logits, labels, keys, groups = unit_rows(detector, manifest, faces, batch_size)
+    fit = fit_affine(logits, labels, groups=keys, bounds=bounds)
+    before = average_units(keys, groups, apply_temperature(logits, 1.0))
+    after = average_units(keys, groups, apply_affine(logits, fit.temperature, fit.offset))
+    threshold = unit_threshold(after, target_fpr)
+    y = np.array([u.fake for u in after], dtype=int)
+    hits = np.array([u.prob >= threshold for u in after])
+    result = Calibration(
+        temperature=fit.temperature, offset=fit.offset, fit="affine", threshold=threshold, target_fpr=target_fpr,
+        achieved_fpr=float(hits[y == 0].mean()), achieved_tpr=float(hits[y == 1].mean()), nll_before=fit.nll_before, nll_after=fit.nll_after,
+        ece_before=expected_calibration_error(y, np.array([u.prob for u in before])), ece_after=expected_calibration_error(y, np.array([u.prob for u in after])),
+        at_bound=fit.at_bound, samples=len(after), unit="person per file",
+    )
+    write_calibration(model_dir, result, preprocess=detector.config.preprocess, manifest=Path(manifest).name, crops=len(keys))
+    return result
 
 
 def unit_threshold(units: Sequence[Unit], target_fpr: float) -> float:
