@@ -70,7 +70,7 @@ def test_demo_strong_blend_is_called_fake(demo_verdicts: dict) -> None:
     assert demo_verdicts["fake_grace_hopper_sbi1.png"][0] == "fake", demo_verdicts
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 is open: the shipped v4.1 model ranks the subtler demo blend above the real photo but under its threshold")
+@pytest.mark.xfail(strict=True, reason="issue 15 is open: the shipped v4.2 model ranks the subtler demo blend above the real photo but under its threshold")
 def test_demo_subtle_blend_is_called_fake(demo_verdicts: dict) -> None:
     assert demo_verdicts["fake_grace_hopper_sbi0.png"][0] == "fake", demo_verdicts
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from ..model.backbones import trunk_spec
 
-MODEL_VERSION = "v4.1"
+MODEL_VERSION = "v4.2"
 """The shipped default model's version: v2 (seed block, one person's frames), v3 (many people, stride-8 trunk),
-v4 (stride-16 trunk, milder compression), v4.1 (v4's weights, each crop scored with its mirror, recalibrated)."""
+v4 (stride-16 trunk, milder compression), v4.1 (v4's weights, each crop scored with its mirror, recalibrated),
+v4.2 (v4.1 calibrated on units: temperature and offset, the offset folded into the classifier bias)."""
 SETS = {"test_sbi": "test people, self-blended as in training", "test_other": "test people, differently made family"}
 
 
