@@ -202,7 +202,7 @@ def run_one(arm: str, fold: int | None, seed: int, args: argparse.Namespace, pat
     detector = Detector.load(result.model_dir)
     record = {"arm": arm, "fold": None if fold is None else UPSAMPLERS[fold], "seed": seed, "requested_steps": args.steps, "steps": result.step,
               "threshold": threshold, "units": {}, "cam": {},
-              "trained_latent": bool(args.train_latent and args.latent and arm != "blends"), "resumed": resumed}
+              "trained_latent": bool(args.train_latent and args.latent and arm != "blends"), "resumed": resumed, "overrides": list(args.overrides)}
     tiles = {}
     for name, manifest in sets.items():
         record["units"][name] = unit_report(score_units(detector, manifest, faces), threshold)

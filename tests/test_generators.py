@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepfake_attention.data.generators.family import FingerprintBank, fingerprint_fake
+from deepfake_attention.data.generators.family import LATENT, FingerprintBank, fingerprint_fake
 from deepfake_attention.data.generators.latent import LatentAutoencoder
 from deepfake_attention.data.generators.nets import UPSAMPLERS, FingerprintAutoencoder
 from deepfake_attention.data.generators.store import list_decoders, load_decoder, save_decoder
@@ -207,3 +207,16 @@ def test_stored_decoders_load_and_round_trip_a_new_face_above_the_floor() -> Non
         model = load_decoder(folder, name)
         assert model.upsampler == name.rsplit("-s", 1)[0]
         assert psnr(face, round_trip(model, face)) >= PSNR_FLOOR, name
+
+
+def test_latent_share_draws_the_latent_autoencoder_that_often_and_none_keeps_the_uniform_draw() -> None:
+    decoders = {name: nn.Identity() for name in ("a", "b", "c", LATENT)}
+    uniform, shared = FingerprintBank(decoders), FingerprintBank(decoders, latent_share=0.5)
+    draws = [shared.draw(np.random.default_rng(k)) for k in range(4000)]
+    assert abs(draws.count(LATENT) / len(draws) - 0.5) < 0.03
+    assert {name: draws.count(name) for name in "abc"} == pytest.approx({name: len(draws) / 6 for name in "abc"}, rel=0.12)
+    # None is the draw every earlier run made: one integer over the bank's sorted names
+    assert [uniform.draw(np.random.default_rng(k)) for k in range(50)] == [uniform.names[int(np.random.default_rng(k).integers(4))] for k in range(50)]
+    for bad in ({"share": 1.0, "bank": decoders}, {"share": 0.3, "bank": {"a": nn.Identity()}}, {"share": 0.3, "bank": {LATENT: nn.Identity()}}):
+        with pytest.raises(ValueError, match="latent_share"):
+            FingerprintBank(bad["bank"], latent_share=bad["share"])

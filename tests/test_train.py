@@ -63,6 +63,11 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         load_config(None, ["optim.amp='fp8'"])
     with pytest.raises(ValueError, match="must look like section.key=value"):
         load_config(None, ["lr"])
+    with pytest.raises(ValueError, match="fingerprint_latent_share must be in"):
+        load_config(None, ["synth.fingerprint_latent_share=0.5"])  # no latent autoencoder to draw
+    shared = load_config(None, ["synth.fingerprint_prob=0.5", "synth.fingerprint_decoders='d'", "synth.fingerprint_latent=['e.pth', 'd.pth']",
+                                "synth.fingerprint_latent_share=0.5"])
+    assert shared.synth.fingerprint_latent_share == 0.5
 
 
 def test_training_learns_and_writes_checkpoints(tmp_path: Path) -> None:

@@ -88,6 +88,8 @@ class SynthSection:
     """Up-sampling kinds of that folder to train on (empty: all): hold a kind out by leaving it out."""
     fingerprint_latent: list[str] = field(default_factory=list)
     """``[encoder, decoder]`` weight files of a latent autoencoder to add to the bank (empty: none)."""
+    fingerprint_latent_share: float | None = None
+    """Share of the fingerprint fakes made by that latent autoencoder (None: as often as each other decoder)."""
     fingerprint_softest: float = 0.5
     """Smallest down-up factor of the softened reals (blur sigma up to 0.6 / it): 0.5 matches a decoder's softness."""
 
@@ -199,6 +201,9 @@ class TrainConfig:
         check_softest(self.synth.fingerprint_softest, "synth.fingerprint_softest")
         if self.synth.fingerprint_prob > 0 and not (self.synth.fingerprint_decoders or self.synth.fingerprint_latent):
             raise ValueError("synth.fingerprint_prob > 0 needs synth.fingerprint_decoders (a folder) or synth.fingerprint_latent")
+        share = self.synth.fingerprint_latent_share
+        if share is not None and not (0.0 < share < 1.0 and self.synth.fingerprint_latent and self.synth.fingerprint_decoders):
+            raise ValueError(f"synth.fingerprint_latent_share must be in (0, 1) and needs synth.fingerprint_latent and synth.fingerprint_decoders, got {share}")
         if self.synth.fingerprint_latent and len(self.synth.fingerprint_latent) != 2:
             raise ValueError(f"synth.fingerprint_latent must be [encoder, decoder] files, got {self.synth.fingerprint_latent}")
         if self.model.fetch_imagenet not in FETCH_MODES:

@@ -39,7 +39,8 @@ def fingerprint_bank(cfg: TrainConfig) -> FingerprintBank | None:
     if synth.fingerprint_prob <= 0:
         return None
     latent = (synth.fingerprint_latent[0], synth.fingerprint_latent[1]) if synth.fingerprint_latent else None
-    return FingerprintBank.load(synth.fingerprint_decoders or None, kinds=synth.fingerprint_kinds or None, latent=latent)
+    return FingerprintBank.load(synth.fingerprint_decoders or None, kinds=synth.fingerprint_kinds or None, latent=latent,
+                                latent_share=synth.fingerprint_latent_share)
 
 
 def _parts(cfg: TrainConfig, manifests: Sequence[str], face_folders: Sequence[str], seed: int, augment: bool) -> list[Dataset]:

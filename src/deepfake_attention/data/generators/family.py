@@ -34,16 +34,21 @@ SOFTEN_PROB = 0.5
 class FingerprintBank:
     """Named decoders that round-trip an RGB uint8 face (small fingerprint autoencoders, the latent one)."""
 
-    def __init__(self, decoders: Mapping[str, nn.Module]) -> None:
+    def __init__(self, decoders: Mapping[str, nn.Module], *, latent_share: float | None = None) -> None:
         if not decoders:
             raise ValueError("a fingerprint bank needs at least one decoder")
         self.decoders = dict(sorted(decoders.items()))
+        if latent_share is not None and (LATENT not in self.decoders or len(self.decoders) < 2 or not 0.0 < latent_share < 1.0):
+            raise ValueError(f"latent_share must be in (0, 1) and needs the latent autoencoder beside other decoders, got {latent_share} "
+                             f"for a bank of {self.names}")
+        self.latent_share = latent_share
 
     @classmethod
     def load(cls, folder: str | Path | None, *, names: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
-             latent: tuple[str | Path, str | Path] | None = None) -> "FingerprintBank":
+             latent: tuple[str | Path, str | Path] | None = None, latent_share: float | None = None) -> "FingerprintBank":
         """The decoders stored in ``folder`` (all, the ``names`` given, or those whose up-sampling is in
-        ``kinds``), plus the latent autoencoder of the (encoder, decoder) files ``latent`` as :data:`LATENT`."""
+        ``kinds``), plus the latent autoencoder of the (encoder, decoder) files ``latent`` as :data:`LATENT`
+        (drawn for ``latent_share`` of the fakes; None: as often as each other decoder)."""
         available = list_decoders(folder) if folder is not None else []
         chosen = list(names) if names is not None else [n for n in available if kinds is None or decoder_kind(n) in kinds]
         missing = [n for n in chosen if n not in available]
@@ -52,11 +57,20 @@ class FingerprintBank:
         decoders: dict[str, nn.Module] = {name: load_decoder(folder, name) for name in chosen}  # type: ignore[arg-type]
         if latent is not None:
             decoders[LATENT] = LatentAutoencoder.from_files(*latent)
-        return cls(decoders)
+        return cls(decoders, latent_share=latent_share)
 
     @property
     def names(self) -> list[str]:
         return list(self.decoders)
+
+    def draw(self, rng: np.random.Generator) -> str:
+        """A decoder's name: uniform over the bank, or the latent autoencoder with probability ``latent_share``."""
+        if self.latent_share is None:
+            return self.names[int(rng.integers(len(self.names)))]
+        if rng.random() < self.latent_share:
+            return LATENT
+        others = [n for n in self.names if n != LATENT]
+        return others[int(rng.integers(len(others)))]
 
     def round_trip(self, name: str, face: np.ndarray) -> np.ndarray:
         """``face`` through decoder ``name``, same size, 8 bits."""
@@ -99,7 +113,7 @@ def fingerprint_fake(face: np.ndarray, seed: int, index: int, bank: FingerprintB
     check_face(face)
     config = config or family_config("sbi")
     rng = sample_rng(seed, index, epoch)
-    name = decoder if decoder is not None else bank.names[int(rng.integers(len(bank.names)))]
+    name = decoder if decoder is not None else bank.draw(rng)
     if name not in bank.decoders:
         raise ValueError(f"decoder {name!r} is not in the bank ({bank.names})")
     params: dict[str, Any] = {"family": "fingerprint", "seed": int(seed), "index": int(index), "epoch": epoch, "decoder": name}
