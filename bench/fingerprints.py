@@ -67,7 +67,7 @@ from deepfake_attention.explain.render import overlay, stack_rows
 from deepfake_attention.explain.words import describe_map
 from deepfake_attention.recipe.faces import FaceInfo
 from deepfake_attention.recipe.run import CONFIG, TARGET_FPR, read_prepared, set_threshold
-from deepfake_attention.recipe.units import score_units, unit_report, unit_threshold
+from deepfake_attention.recipe.units import crop_stem, score_units, unit_report, unit_threshold
 from deepfake_attention.train import load_config, train
 from deepfake_attention.train.checkpoint import latest_checkpoint
 
@@ -131,8 +131,7 @@ def cam_spread(detector: Detector, manifest: Path, faces_by_stem: dict[str, dict
     for row in rows:
         image = read_image(row.path)
         pred = detector.predict([image], cam=True)[0]
-        stem = Path(row.path).stem.rpartition("-n")[0]
-        points = faces_by_stem.get(stem, {}).get("landmarks")
+        points = faces_by_stem.get(crop_stem(row.path), {}).get("landmarks")
         words = describe_map(pred.gradcampp, landmarks=None if points is None else np.asarray(points), frame=image.shape[:2])
         spread.append(not words.named and sum(words.shares.values()) > 0)  # an empty map is not spread evidence
         largest.append(max(words.shares.values()))

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from deepfake_attention.data.manifest import ManifestRow, write_manifest
 from deepfake_attention.data.perturb import PERTURBATIONS, apply_perturbation, perturbation_name
 from deepfake_attention.detector import Detector
 from deepfake_attention.evaluation.report import text_summary
 from deepfake_attention.evaluation.run import EvaluateOptions, evaluate
-from deepfake_attention.evaluation.sections import MaskMean, equivalent_threshold, jsonable
-from deepfake_attention.metrics import boundary_map, fit_temperature, localization_report, prior_map
+from deepfake_attention.evaluation.sections import MaskMean, calibration_section, equivalent_threshold, jsonable
+from deepfake_attention.metrics import apply_affine, boundary_map, expected_calibration_error, fit_affine, fit_temperature, localization_report, prior_map
 
 from .conftest import make_checkpoint
 
@@ -298,3 +298,47 @@ def test_each_kind_of_fake_against_all_reals(dataset: dict, tmp_path: Path) -> N
 def test_no_kind_section_when_fakes_have_no_kind(run: tuple) -> None:
     metrics, _ = run
     assert metrics["fake_types"] is None and "Per kind of fake" not in (run[1].report_path.read_text())
+
+
+def test_affine_calibration_section_against_references() -> None:
+    """``fit="affine"``: T and offset are :func:`fit_affine`'s, the after-figures those of its P(fake)
+    (scikit-learn's Brier and log loss), and ``threshold_equivalent`` keeps every decision."""
+    rng = np.random.default_rng(3)
+    def logits(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 2, n)
+        gap = 2.5 * y - 1.8 + rng.normal(0, 1.6, n)  # leans fake-ward and over-confident: an offset and T > 1 help
+        return y, np.stack([np.zeros(n), gap], axis=1)
+    (y_cal, z_cal), (y, z) = logits(400), logits(300)
+    temperature, threshold = 1.3, 0.6
+    section = calibration_section(y, z, temperature, threshold, (y_cal, z_cal), fit="affine")
+    want = fit_affine(z_cal, y_cal, bounds=(0.5, 5.0))
+    fitted = section["fitted"]
+    assert fitted["kind"] == "affine" and fitted["temperature"] == pytest.approx(want.temperature) and fitted["offset"] == pytest.approx(want.offset)
+    assert abs(fitted["offset"]) > 0.1
+    p_after = apply_affine(z, want.temperature, want.offset)
+    assert fitted["after"]["brier"] == pytest.approx(brier_score_loss(y, p_after))
+    assert fitted["after"]["nll"] == pytest.approx(log_loss(y, p_after))
+    assert fitted["after"]["ece"] == pytest.approx(expected_calibration_error(y, p_after))
+    p_checkpoint = 1 / (1 + np.exp(-z[:, 1] / temperature))
+    assert fitted["before"]["brier"] == pytest.approx(brier_score_loss(y, p_checkpoint)) and fitted["after"]["nll"] < fitted["before"]["nll"]
+    assert np.array_equal(p_checkpoint >= threshold, p_after >= fitted["threshold_equivalent"])
+    temperature_only = calibration_section(y, z, temperature, threshold, (y_cal, z_cal))["fitted"]
+    assert temperature_only["kind"] == "temperature" and temperature_only["offset"] == 0.0
+    assert temperature_only["temperature"] == pytest.approx(fit_temperature(z_cal, y_cal).temperature, abs=1e-4)
+    with pytest.raises(ValueError, match="fit must be one of temperature, affine"):
+        calibration_section(y, z, temperature, threshold, (y_cal, z_cal), fit="platt")
+    with pytest.raises(ValueError, match="calibration_fit must be one of temperature, affine"):
+        EvaluateOptions(calibration_fit="platt")
+
+
+def test_evaluate_with_affine_calibration(dataset: dict, tmp_path: Path) -> None:
+    rows = [dataclasses.replace(r, split="test" if k < 8 else "val") for k, r in enumerate(dataset["rows"])]
+    result = evaluate(rows, tmp_path, model=dataset["detector"], split="test", calibration_split="val", calibration_fit="affine",
+                      **{**FAST, "faithfulness_limit": 0, "bootstrap": 0})
+    val = [k for k, r in enumerate(dataset["rows"]) if k >= 8 and not r.path.endswith("broken.png")]
+    index = [k - (k > 5) for k in val]  # dataset["preds"] has no row for broken.png (row 5)
+    want = fit_affine(np.array([dataset["preds"][i].logits for i in index]), dataset["y"][index], bounds=(0.5, 5.0))
+    fitted = result.metrics["calibration"]["fitted"]
+    assert fitted["kind"] == "affine" and fitted["offset"] == pytest.approx(want.offset, abs=1e-4)
+    assert result.metrics["options"]["calibration_fit"] == "affine"
+    assert f"offset {want.offset:+.3f}" in result.report_path.read_text() and f"offset {want.offset:+.3f}" in text_summary(result.metrics)

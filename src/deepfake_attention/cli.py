@@ -8,6 +8,8 @@ import shlex
 import sys
 from typing import Callable, Sequence
 
+from .evaluation.options import CALIBRATION_FITS
+
 
 def _add_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image and video files and folders (walked recursively)")
@@ -80,9 +82,12 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the shipped model)")
     parser.add_argument("--split", choices=splits, default=None, help="evaluate only this split of the manifest (default: every row)")
     parser.add_argument("--calibration", default=None, metavar="MANIFEST",
-                        help="manifest to fit the temperature on (T in [0.5, 5]) and to pick the threshold at --target-fpr on")
+                        help="manifest to fit the temperature (T in [0.5, 5]; see --calibration-fit) on and to pick the threshold at --target-fpr on")
     parser.add_argument("--calibration-split", choices=splits, default=None,
                         help="calibrate on this split of --calibration (or of MANIFEST when --calibration is not given), e.g. val")
+    parser.add_argument("--calibration-fit", choices=CALIBRATION_FITS, default="temperature",
+                        help="what the calibration rows fit: a temperature (default), or a temperature and an offset, "
+                             "P(fake) = sigmoid(gap / T + offset), as calibrate --fit affine")
     parser.add_argument("--prior-masks", default=None, metavar="MANIFEST",
                         help="manifest whose fakes' masks make the mean-mask localisation baseline, normally the training set "
                              "(default: the evaluated fakes' own masks, reported as an optimistic baseline)")
@@ -111,7 +116,7 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(crop_defaults={name: parser.get_default(name) for name in _CROP_ONLY})
 
 
-_CROP_ONLY = ("calibration", "calibration_split", "prior_masks", "robustness", "faithfulness_limit", "top_k", "target_fpr")
+_CROP_ONLY = ("calibration", "calibration_split", "calibration_fit", "prior_masks", "robustness", "faithfulness_limit", "top_k", "target_fpr")
 _MEDIA_ONLY = ("save_maps", "frames", "fps", "aggregate", "workers", "resume", "ci_min")
 
 
@@ -129,7 +134,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(
         args.manifest, args.out, model=args.model, calibration=args.calibration, prior_masks=args.prior_masks, command=_command_line(),
-        split=args.split, calibration_split=args.calibration_split, threshold=args.threshold, target_fpr=args.target_fpr,
+        split=args.split, calibration_split=args.calibration_split, calibration_fit=args.calibration_fit, threshold=args.threshold, target_fpr=args.target_fpr,
         robustness=args.robustness, faithfulness_limit=args.faithfulness_limit, bootstrap=args.bootstrap, top_k=args.top_k,
         batch_size=args.batch_size, device=args.device, seed=args.seed, progress=False if args.quiet else None,
     )
@@ -162,7 +167,7 @@ def _add_calibrate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-fpr", type=float, default=0.05, help="false-positive rate the threshold is set to reach (default 0.05)")
     parser.add_argument("--flip-average", choices=("on", "off"), default=None,
                         help="score each crop with its mirror (on) or once (off), and write it into the checkpoint (default: keep its setting)")
-    parser.add_argument("--fit", choices=("temperature", "affine"), default="temperature",
+    parser.add_argument("--fit", choices=CALIBRATION_FITS, default="temperature",
                         help="fit a temperature T (default), or T and an offset, P(fake) = sigmoid(gap / T + offset), for a model that leans "
                              "towards one class: the offset is folded into the classifier's bias, so the weights are rewritten")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")

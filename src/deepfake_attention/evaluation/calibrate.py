@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +24,7 @@ from ..detector import Detector
 from ..files import atomic_write_json
 from ..metrics.calibration import apply_affine, apply_temperature, expected_calibration_error, fit_affine, fit_temperature
 from ..metrics.classification import threshold_at_fpr
-
-CalibrationFit = Literal["temperature", "affine"]
+from .options import CALIBRATION_FITS, CalibrationFit
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,8 @@ def calibrate(checkpoint: str | Path, manifest: str | Path, *, target_fpr: float
 
     ``flip_average``: score with (True) or without (False) each crop's mirror, and write that into
     the checkpoint's ``preprocess.flip_average`` with the fit; None keeps the checkpoint's setting."""
-    if fit not in ("temperature", "affine"):
-        raise ValueError(f"fit must be 'temperature' or 'affine', got {fit!r}")
+    if fit not in CALIBRATION_FITS:
+        raise ValueError(f"fit must be one of {', '.join(CALIBRATION_FITS)}, got {fit!r}")
     checkpoint = Path(checkpoint)
     rows = read_manifest(manifest)
     detector = Detector.load(checkpoint, device=device)

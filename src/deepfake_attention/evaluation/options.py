@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from ..data.manifest import SPLITS
+
+CalibrationFit = Literal["temperature", "affine"]
+"""What a calibration fits: a temperature T, or T and an offset (``P(fake) = sigmoid(gap / T + offset)``)."""
+CALIBRATION_FITS: tuple[str, ...] = get_args(CalibrationFit)
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,9 @@ class EvaluateOptions:
     """Evaluate only the rows of this split (train, val, test; "" = unassigned)."""
     calibration_split: str | None = None
     """Filter the calibration rows to this split (default calibration: the manifest's rows of it)."""
+    calibration_fit: CalibrationFit = "temperature"
+    """What is fitted on the calibration rows: ``temperature`` (T), or ``affine`` (T and an offset,
+    ``P(fake) = sigmoid(gap / T + offset)``, as ``calibrate --fit affine``)."""
     batch_size: int = 32
     device: str = "auto"
     seed: int = 0
@@ -43,6 +51,8 @@ class EvaluateOptions:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.calibration_fit not in CALIBRATION_FITS:
+            raise ValueError(f"calibration_fit must be one of {', '.join(CALIBRATION_FITS)}, got {self.calibration_fit!r}")
         for name in ("split", "calibration_split"):
             value = getattr(self, name)
             if value is not None and value not in (*SPLITS, ""):

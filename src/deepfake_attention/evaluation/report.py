@@ -119,6 +119,12 @@ def _fake_types(m: dict[str, Any]) -> str:
     ])
 
 
+def _fitted_name(fitted: dict[str, Any]) -> str:
+    """``fitted T = 1.234``, with ``, offset -0.567`` for an affine fit."""
+    offset = f", offset {fitted['offset']:+.3f}" if fitted.get("kind") == "affine" else ""
+    return f"fitted T = {fitted['temperature']:.3f}{offset}"
+
+
 def _calibration(m: dict[str, Any]) -> str:
     cal = m["calibration"]
     rows = [(f"checkpoint T = {cal['temperature']:g}", cal["checkpoint"]["ece"], cal["checkpoint"]["brier"], cal["checkpoint"]["nll"])]
@@ -126,14 +132,15 @@ def _calibration(m: dict[str, Any]) -> str:
     fitted = cal.get("fitted")
     if fitted:
         after = fitted["after"]
-        rows.append((f"fitted T = {fitted['temperature']:.3f}", after["ece"], after["brier"], after["nll"]))
-        curves.append((f"fitted T = {fitted['temperature']:.3f}", after["reliability"]))
+        rows.append((_fitted_name(fitted), after["ece"], after["brier"], after["nll"]))
+        curves.append((_fitted_name(fitted), after["reliability"]))
     parts = ["<h2 id='calibration'>Calibration</h2>",
              "<p><small>ECE of P(fake) with 15 equal-width bins (fraction of fakes vs mean P(fake) per bin), Brier score and NLL.</small></p>",
-             _table(("temperature", "ECE", "Brier", "NLL"), rows)]
+             _table(("scaling", "ECE", "Brier", "NLL"), rows)]
     if fitted:
         fit = fitted["fit"]
-        parts.append(f"<p>T fitted on the calibration split within [{fit['bounds'][0]:g}, {fit['bounds'][1]:g}]"
+        what = "T and an offset" if fitted.get("kind") == "affine" else "T"
+        parts.append(f"<p>{what} fitted on the calibration split, T within [{fit['bounds'][0]:g}, {fit['bounds'][1]:g}]"
                      f"{' (at a bound: check the split)' if fit['at_bound'] else ''}; to keep today's decisions with it, "
                      f"use threshold {fitted['threshold_equivalent']:.4f}.</p>")
     else:
@@ -321,7 +328,7 @@ def text_summary(metrics: dict[str, Any]) -> str:
     cal = metrics["calibration"]
     fitted = cal.get("fitted")
     lines.append(f"ECE {_n(cal['checkpoint']['ece'])} at T = {cal['temperature']:g}"
-                 + (f"; fitted T = {fitted['temperature']:.3f}: ECE {_n(fitted['after']['ece'])}" if fitted else ""))
+                 + (f"; {_fitted_name(fitted)}: ECE {_n(fitted['after']['ece'])}" if fitted else ""))
     loc = metrics["localization"]
     if loc:
         auc = {n: loc[n]["mask"]["pixel_auc"]["map"]["mean"] for n in ("attention", "gradcampp")}

@@ -22,9 +22,11 @@ from scipy.special import expit, logit
 from ..detector import Detector
 from ..metrics import (
     accuracy,
+    apply_affine,
     auc_roc,
     average_precision,
     bootstrap_ci,
+    brier_score,
     calibration_report,
     cascading_layers,
     classification_report,
@@ -32,17 +34,20 @@ from ..metrics import (
     deletion_insertion,
     f1,
     faithfulness_report,
+    fit_affine,
     fit_temperature,
     localization_scores,
     precision,
     randomization_check,
     randomize_layers,
     recall,
+    reliability_diagram,
     roc_curve,
     summarize,
     threshold_at_fpr,
     video_arrays,
 )
+from .options import CALIBRATION_FITS, CalibrationFit
 
 TEMPERATURE_BOUNDS = (0.5, 5.0)
 FPR_TARGETS = (0.01, 0.05, 0.1)
@@ -128,33 +133,53 @@ def classification_section(y: np.ndarray, p: np.ndarray, threshold: float, *, ta
     return out
 
 
-def equivalent_threshold(threshold: float, t_from: float, t_to: float) -> float:
-    """The P(fake) threshold at temperature ``t_to`` that makes the same decisions as
-    ``threshold`` at ``t_from`` (two classes: P(fake) = sigmoid((z_fake - z_real) / T))."""
+def equivalent_threshold(threshold: float, t_from: float, t_to: float, offset: float = 0.0) -> float:
+    """The P(fake) threshold under ``P(fake) = sigmoid(gap / t_to + offset)`` that makes the same
+    decisions as ``threshold`` at temperature ``t_from`` (two classes: P(fake) = sigmoid(gap / T))."""
     if threshold <= 0.0 or threshold >= 1.0:
         return float(threshold)
-    return float(expit(t_from * logit(threshold) / t_to))
+    return float(expit(t_from * logit(threshold) / t_to + offset))
 
 
 def calibration_section(y: np.ndarray, logits: np.ndarray, temperature: float, threshold: float,
-                        calibration: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+                        calibration: tuple[np.ndarray, np.ndarray] | None = None, fit: CalibrationFit = "temperature") -> dict[str, Any]:
     """ECE, Brier score, NLL and reliability data at the checkpoint's ``temperature``; with a
-    calibration split (labels, logits), the temperature fitted on it (bounded to
-    :data:`TEMPERATURE_BOUNDS`) and the evaluation set before (checkpoint T) and after (fitted T).
+    calibration split (labels, logits), the ``fit`` made on it (a temperature bounded to
+    :data:`TEMPERATURE_BOUNDS`, or with ``affine`` that temperature and an offset) and the
+    evaluation set before (checkpoint T) and after (the fitted scaling).
 
-    ``threshold_equivalent`` is the P(fake) threshold under the fitted T that keeps every decision
-    of ``threshold`` under the checkpoint's T (temperature scaling does not reorder scores).
+    ``threshold_equivalent`` is the P(fake) threshold under the fitted scaling that keeps every
+    decision of ``threshold`` under the checkpoint's T (neither scaling reorders scores).
     """
+    if fit not in CALIBRATION_FITS:
+        raise ValueError(f"fit must be one of {', '.join(CALIBRATION_FITS)}, got {fit!r}")
     z = np.asarray(logits, dtype=np.float64) / temperature  # so calibration_report's T = 1 is the checkpoint's T
     out: dict[str, Any] = {"temperature": float(temperature), "checkpoint": calibration_report(z, y, 1.0)["before"], "fitted": None}
-    if calibration is not None:
-        fit = fit_temperature(calibration[1], calibration[0], bounds=TEMPERATURE_BOUNDS)
-        report = calibration_report(z, y, fit.temperature / temperature)
-        out["fitted"] = {
-            "temperature": fit.temperature, "fit": fit.to_dict(), "before": report["before"], "after": report["after"],
-            "threshold_equivalent": equivalent_threshold(threshold, temperature, fit.temperature),
-        }
+    if calibration is None:
+        return out
+    if fit == "affine":
+        found = fit_affine(calibration[1], calibration[0], bounds=TEMPERATURE_BOUNDS)
+        after = _scores_report(y, apply_affine(logits, found.temperature, found.offset))
+        before = out["checkpoint"]
+    else:
+        found = fit_temperature(calibration[1], calibration[0], bounds=TEMPERATURE_BOUNDS)
+        report = calibration_report(z, y, found.temperature / temperature)
+        before, after = report["before"], report["after"]
+    offset = float(getattr(found, "offset", 0.0))
+    out["fitted"] = {
+        "kind": fit, "temperature": found.temperature, "offset": offset, "fit": found.to_dict(), "before": before, "after": after,
+        "threshold_equivalent": equivalent_threshold(threshold, temperature, found.temperature, offset),
+    }
     return out
+
+
+def _scores_report(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    """ECE, Brier, NLL and reliability of the P(fake) ``p`` (as :func:`~..metrics.calibration_report` reports them)."""
+    labels = np.asarray(y, dtype=np.float64)
+    clipped = np.clip(p, 1e-12, 1 - 1e-12)
+    diagram = reliability_diagram(labels.astype(np.int64), p)
+    return {"ece": diagram.ece, "brier": brier_score(labels, p), "nll": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
+            "reliability": diagram.to_dict()}
 
 
 def _auc_or_none(y: np.ndarray, p: np.ndarray) -> float | None:

@@ -42,7 +42,7 @@ class Unit:
     frames: int
 
 
-def _stem(path: str) -> str:
+def crop_stem(path: str) -> str:
     """A held-out row's crop stem: ``0012-t0-f1`` for ``images/real/0012-t0-f1.png`` and ``images/fake/0012-t0-f1-n0.png``."""
     stem = Path(path).stem
     head, _, tail = stem.rpartition("-n")
@@ -59,7 +59,7 @@ def unit_rows(detector: Detector, manifest: str | Path, faces: Sequence[FaceInfo
     keys: list[UnitKey] = []
     groups: dict[UnitKey, str] = {}
     for row, label in zip(rows, labels):
-        face = by_stem.get(_stem(row.path))
+        face = by_stem.get(crop_stem(row.path))
         if face is None:
             raise ValueError(f"{row.path} of {manifest} is not one of the recipe's faces")
         keys.append((face.file, face.person, bool(label)))
