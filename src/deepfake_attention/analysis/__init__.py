@@ -8,8 +8,8 @@ the order the data flows:
 - ``pipeline``: :func:`analyze`: discover inputs, decode and find faces in DataLoader workers,
   batch the model and Grad-CAM++, write rows in input order;
 - ``image``: one image's load, row and panel (also what the web service uses);
-- ``video_chunks`` (worker side: decode, faces, chunks), ``video`` (tracks, aggregation, rows)
-  and ``video_render`` (contact sheet, timeline, annotated video);
+- ``video_chunks`` (worker side: decode, faces, chunks), ``video`` (tracks, aggregation, rows),
+  ``video_consistency`` (attention consistency along the tracks) and ``video_render`` (contact sheet, timeline, annotated video);
 - ``results``: the row types and their writers; ``report``: the HTML report;
 - ``sharding`` and ``ranks``: several processes under ``torchrun``, and ``--resume``.
 """

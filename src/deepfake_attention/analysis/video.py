@@ -8,7 +8,7 @@ input size; it sends them in chunks of ``video_chunks.CHUNK_FRAMES`` sampled fra
 flight stay bounded however long the video or high the ``--fps``. The main process keeps per face-frame only its
 box and scores (a few hundred bytes), plus its feature vector with ``--temporal-head`` (2 KiB) and
 two 32x32 float16 maps with ``--annotate`` (4 KiB); attention consistency is computed on the fly
-over a window of the last ``max_gap + 1`` frames, and the contact sheet keeps the
+over a window of the last ``max_gap + 1`` frames (``video_consistency``), and the contact sheet keeps the
 :data:`SHEET_FACES` best face-frames. The annotated video is written in a second decoding pass.
 
 **Scores.** Per face track (``data.tracks.link_tracks`` on the boxes in original pixels) the
@@ -22,13 +22,9 @@ the longest track votes and ``voting.fallback_longest`` says so. With ``temporal
 track score is the head's instead (uncalibrated: softmax of its logits).
 
 **Attention consistency** (the seed's temporal metric), per track: the Pearson correlation of the
-attention maps of consecutive frames of the track (``metrics.attention.frame_consistency``),
-compared at up to 56x56. The crops are squares centred on the detected face box, so the maps are
-already face-aligned; what remains is (a) the face's offset inside its crop when a crop was shifted
-to stay inside the frame, which we compensate (the shift of the face centre in crop coordinates,
-rounded to map pixels), and (b) the detector's box jitter, which we cannot measure without
-landmarks and leave in. A frame whose consistency with its predecessor in the track is below
-``consistency_threshold`` is marked ``low_consistency`` (and ringed on the timeline).
+attention maps of consecutive frames of the track, face-aligned (``video_consistency``). A frame
+whose consistency with its predecessor in the track is below ``consistency_threshold`` is marked
+``low_consistency`` (and ringed on the timeline).
 
 **Row.** The image row's fields with ``kind="video"``; ``faces`` counts face tracks and
 ``detections`` has one entry per track (``face_index`` = track id; the box, detector score and map
@@ -51,7 +47,6 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,16 +64,16 @@ from ..data.transforms import FAKE_INDEX
 from ..detector import Detector, FacePrediction
 from ..explain.render import FaceView, map_png, resize_map
 from ..files import display_path
-from ..metrics.attention import frame_consistency, summarize
+from ..metrics.attention import summarize
 from ..metrics.video import aggregate_videos
 from ..model.temporal import TemporalAttentionPooling
 from .options import AGGREGATES, AnalyzeOptions
 from .results import Detection, ResultRow, points_json
 from .video_chunks import VideoChunk, iter_video_chunks
+from .video_consistency import ConsistencyWindow
 from .video_render import AnnotatedFace, SheetFace, TimelineTrack, render_contact_sheet, render_timeline, write_annotated_video
 
 SHEET_FACES = 6
-CONSISTENCY_SIZE = 56
 STORED_MAP_SIZE = 32
 TRACKS = TrackConfig()
 
@@ -116,8 +111,7 @@ class VideoAccumulator:
         self.frames: list[tuple[int, int | None, float]] = []
         self.faces: list[list[_Face]] = []
         self.timings = {"decode_s": 0.0, "detect_s": 0.0, "model_s": 0.0, "render_s": 0.0}
-        self._window: deque[tuple[int, list[tuple[FaceCrop, np.ndarray]]]] = deque(maxlen=TRACKS.max_gap + 1)
-        self._pairs: dict[tuple[int, int, int, int], float] = {}
+        self._consistency = ConsistencyWindow(TRACKS.max_gap + 1)
         self._sheet: list[tuple[float, int, dict[str, Any]]] = []
         disable = True if options.progress is False else None
         self._bar = tqdm(total=self.info.get("frames_requested"), desc=display_path(Path(self.item.path).name)[:30], unit="frame", leave=False, disable=disable)
@@ -133,7 +127,7 @@ class VideoAccumulator:
             cursor += len(frame.faces)
             self.frames.append((frame.sample_index, frame.frame_index, frame.time_s))
             self.faces.append([self._record(len(self.frames) - 1, k, face, pred, frame.time_s) for k, (face, pred) in enumerate(zip(frame.faces, preds))])
-            self._update_consistency(len(self.frames) - 1, frame.faces, preds)
+            self._consistency.add(len(self.frames) - 1, frame.faces, [pred.attention for pred in preds])
         self._bar.update(len(chunk.frames))
 
     def _record(self, sample: int, k: int, face: FaceCrop, pred: FacePrediction, time_s: float) -> _Face:
@@ -159,18 +153,6 @@ class VideoAccumulator:
             if len(self._sheet) > SHEET_FACES:
                 heapq.heappop(self._sheet)
         return record
-
-    def _update_consistency(self, sample: int, faces: list[FaceCrop], preds: list[FacePrediction]) -> None:
-        """Consistency of this frame's faces with nearby faces of the last ``max_gap + 1`` frames."""
-        current = [(face, _small_map(pred.attention)) for face, pred in zip(faces, preds)]
-        for earlier, previous in self._window:
-            for i, (face_a, map_a) in enumerate(previous):
-                for j, (face_b, map_b) in enumerate(current):
-                    if _near(face_a.box, face_b.box) and map_a.shape == map_b.shape:
-                        offset = _offset(face_a, face_b, map_a.shape[0])
-                        self._pairs[(earlier, i, sample, j)] = float(frame_consistency(map_a, map_b, offset=offset))
-        if current:
-            self._window.append((sample, current))
 
     def error_row(self, error: str, seconds: float) -> ResultRow:
         """The row of a video that could not be read."""
@@ -219,8 +201,7 @@ class VideoAccumulator:
         for previous, face in zip([None] + members[:-1], members):
             face.track = track_id
             if previous is not None:
-                value = self._pairs.get((previous.sample, previous.face_index, face.sample, face.face_index), math.nan)
-                face.consistency = None if math.isnan(value) else value
+                face.consistency = self._consistency.between((previous.sample, previous.face_index), (face.sample, face.face_index))
                 face.low = face.consistency is not None and face.consistency < self.options.consistency_threshold
         probs = [face.prob for face in members]
         rows = [(0, 0, face.sample, face.prob) for face in members]
@@ -310,31 +291,6 @@ class VideoAccumulator:
             row.extra["warning"] = "; ".join(w for w in (row.extra["warning"], f"the annotated video could not be written: {error}") if w)
             return None
         return relative
-
-
-def _small_map(values: np.ndarray) -> np.ndarray:
-    side = min(CONSISTENCY_SIZE, values.shape[0])
-    return resize_map(values, (side, side))
-
-
-def _near(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    """Boxes close enough to belong to one track (centres within 1.5 box sides)."""
-    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
-    return abs((a[0] + a[2]) - (b[0] + b[2])) / 2 <= 1.5 * side and abs((a[1] + a[3]) - (b[1] + b[3])) / 2 <= 1.5 * side
-
-
-def _offset(a: FaceCrop, b: FaceCrop, side: int) -> tuple[int, int]:
-    """Motion (dy, dx) in map pixels of the face centre inside its crop from face ``a`` to face ``b``."""
-    def position(face: FaceCrop) -> tuple[float, float]:
-        if face.crop_box is None:
-            return 0.0, 0.0
-        x0, y0, x1, y1 = face.crop_box
-        width, height = max(1, x1 - x0), max(1, y1 - y0)
-        return ((face.box[1] + face.box[3]) / 2 - (y0 + y1) / 2) / height, ((face.box[0] + face.box[2]) / 2 - (x0 + x1) / 2) / width
-
-    (ya, xa), (yb, xb) = position(a), position(b)
-    clamp = side - 1
-    return max(-clamp, min(clamp, round((yb - ya) * side))), max(-clamp, min(clamp, round((xb - xa) * side)))
 
 
 def score_video(path: str | Path, detector: Detector, *, threshold: float | None = None, **options: Any) -> ResultRow:
