@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +115,6 @@ def main() -> int:
     parser.add_argument("--probes", default=None, help="comma-separated subset of latent, minus-<kind>, all (default: every probe)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/fingerprint-spectrum.json"), help="the record (committed)")
     args = parser.parse_args()
-    started = time.perf_counter()
     faces = [FaceInfo(**face) for face in json.loads((args.prepared / "faces.json").read_text())["faces"]]
     train_faces = read_faces(args.prepared / "faces-train")
     train_faces = [train_faces[int(i)] for i in np.linspace(0, len(train_faces) - 1, min(args.train_faces, len(train_faces)))]
@@ -143,7 +141,6 @@ def main() -> int:
             scores = 1.0 / (1.0 + np.exp(-model.decision_function(features)))
             record["probes"][probe]["sets"][name] = {"auc_crops": float(auc_roc(labels, scores)), "auc_units": unit_auc(paths, labels, scores, faces)}
         print(probe, {k: round(v["auc_units"], 3) for k, v in record["probes"][probe]["sets"].items()}, flush=True)
-    record["minutes"] = round((time.perf_counter() - started) / 60, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
     print(table(record))
