@@ -45,7 +45,7 @@ from deepfake_attention.data.synth import family_config
 from deepfake_attention.data.transforms import resize_square
 from deepfake_attention.metrics.classification import auc_roc
 from deepfake_attention.recipe.faces import FaceInfo
-from deepfake_attention.recipe.units import Unit, average_units, crop_stem
+from deepfake_attention.recipe.units import average_units, unit_keys
 
 SIZE = 224
 """The default model's input side: crops are resized to it as the detector resizes them."""
@@ -95,10 +95,8 @@ def set_features(manifest: Path, size: int) -> tuple[np.ndarray, np.ndarray, lis
 
 def unit_auc(paths: list[str], labels: np.ndarray, scores: np.ndarray, faces: list[FaceInfo]) -> float:
     """AUC over units (one score per person per file: the mean of its crops' scores), as the recipe measures."""
-    by_stem = {Path(face.crop).stem: face for face in faces}
-    keys = [(by_stem[crop_stem(p)].file, by_stem[crop_stem(p)].person, bool(label)) for p, label in zip(paths, labels)]
-    groups = {key: by_stem[crop_stem(p)].group for key, p in zip(keys, paths)}
-    units: list[Unit] = average_units(keys, groups, scores)
+    keys, groups = unit_keys(paths, labels, faces)
+    units = average_units(keys, groups, scores)
     return float(auc_roc(np.asarray([u.fake for u in units], int), np.asarray([u.prob for u in units])))
 
 

@@ -22,11 +22,9 @@ from scipy.special import expit, logit
 from ..detector import Detector
 from ..metrics import (
     accuracy,
-    apply_affine,
     auc_roc,
     average_precision,
     bootstrap_ci,
-    brier_score,
     calibration_report,
     cascading_layers,
     classification_report,
@@ -41,7 +39,6 @@ from ..metrics import (
     randomization_check,
     randomize_layers,
     recall,
-    reliability_diagram,
     roc_curve,
     summarize,
     threshold_at_fpr,
@@ -157,29 +154,15 @@ def calibration_section(y: np.ndarray, logits: np.ndarray, temperature: float, t
     out: dict[str, Any] = {"temperature": float(temperature), "checkpoint": calibration_report(z, y, 1.0)["before"], "fitted": None}
     if calibration is None:
         return out
-    if fit == "affine":
-        found = fit_affine(calibration[1], calibration[0], bounds=TEMPERATURE_BOUNDS)
-        after = _scores_report(y, apply_affine(logits, found.temperature, found.offset))
-        before = out["checkpoint"]
-    else:
-        found = fit_temperature(calibration[1], calibration[0], bounds=TEMPERATURE_BOUNDS)
-        report = calibration_report(z, y, found.temperature / temperature)
-        before, after = report["before"], report["after"]
+    fitter = fit_affine if fit == "affine" else fit_temperature
+    found = fitter(calibration[1], calibration[0], bounds=TEMPERATURE_BOUNDS)
     offset = float(getattr(found, "offset", 0.0))
+    report = calibration_report(z, y, found.temperature / temperature, offset=offset)
     out["fitted"] = {
-        "kind": fit, "temperature": found.temperature, "offset": offset, "fit": found.to_dict(), "before": before, "after": after,
+        "kind": fit, "temperature": found.temperature, "offset": offset, "fit": found.to_dict(), "before": report["before"], "after": report["after"],
         "threshold_equivalent": equivalent_threshold(threshold, temperature, found.temperature, offset),
     }
     return out
-
-
-def _scores_report(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
-    """ECE, Brier, NLL and reliability of the P(fake) ``p`` (as :func:`~..metrics.calibration_report` reports them)."""
-    labels = np.asarray(y, dtype=np.float64)
-    clipped = np.clip(p, 1e-12, 1 - 1e-12)
-    diagram = reliability_diagram(labels.astype(np.int64), p)
-    return {"ece": diagram.ece, "brier": brier_score(labels, p), "nll": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
-            "reliability": diagram.to_dict()}
 
 
 def _auc_or_none(y: np.ndarray, p: np.ndarray) -> float | None:

@@ -267,8 +267,9 @@ def brier_score(y: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean((p - labels) ** 2))
 
 
-def calibration_report(logits: np.ndarray, y: np.ndarray, temperature: float, *, n_bins: int = 15) -> dict[str, Any]:
-    """ECE, Brier and NLL of a 2-class ``logits`` set before (T = 1) and after temperature scaling.
+def calibration_report(logits: np.ndarray, y: np.ndarray, temperature: float, *, offset: float = 0.0, n_bins: int = 15) -> dict[str, Any]:
+    """ECE, Brier and NLL of a 2-class ``logits`` set before (T = 1) and after temperature scaling,
+    with ``offset`` after an affine one: ``P(fake) = sigmoid(gap / T + offset)`` (:func:`fit_affine`).
 
     Fit ``temperature`` on a separate calibration split (:func:`fit_temperature`) and report on
     the test split: ``{"temperature", "before": {...}, "after": {...}}`` with keys ``ece``,
@@ -277,9 +278,11 @@ def calibration_report(logits: np.ndarray, y: np.ndarray, temperature: float, *,
     z, labels = _check_logits(logits, y)
     if z.shape[1] != 2:
         raise ValueError(f"calibration_report is for 2-class (real, fake) logits, got {z.shape[1]} classes")
+    shifted = z.copy()
+    shifted[:, 1] += float(offset) * float(temperature)  # softmax(shifted / T)[fake] = sigmoid(gap / T + offset)
     out: dict[str, Any] = {"temperature": float(temperature)}
-    for name, t in (("before", 1.0), ("after", float(temperature))):
-        p = apply_temperature(z, t)
+    for name, scores, t in (("before", z, 1.0), ("after", shifted, float(temperature))):
+        p = apply_temperature(scores, t)
         diagram = reliability_diagram(labels, p, n_bins=n_bins)
-        out[name] = {"ece": diagram.ece, "brier": brier_score(labels, p), "nll": nll(z, labels, t), "reliability": diagram.to_dict()}
+        out[name] = {"ece": diagram.ece, "brier": brier_score(labels, p), "nll": nll(scores, labels, t), "reliability": diagram.to_dict()}
     return out

@@ -49,21 +49,28 @@ def crop_stem(path: str) -> str:
     return head if head and tail.isdigit() else stem
 
 
+def unit_keys(paths: Sequence[str], labels: Sequence[int] | np.ndarray, faces: Sequence[FaceInfo], *, source: str = "held-out set"
+              ) -> tuple[list[UnitKey], dict[UnitKey, str]]:
+    """Each row's unit (from its crop path, :func:`crop_stem`, and its label) and each unit's source group."""
+    by_stem = {Path(face.crop).stem: face for face in faces}
+    keys: list[UnitKey] = []
+    groups: dict[UnitKey, str] = {}
+    for path, label in zip(paths, labels):
+        face = by_stem.get(crop_stem(path))
+        if face is None:
+            raise ValueError(f"{path} of {source} is not one of the recipe's faces")
+        keys.append((face.file, face.person, bool(label)))
+        groups[keys[-1]] = face.group
+    return keys, groups
+
+
 def unit_rows(detector: Detector, manifest: str | Path, faces: Sequence[FaceInfo], batch_size: int = 64
               ) -> tuple[np.ndarray, np.ndarray, list[UnitKey], dict[UnitKey, str]]:
     """Logits [N, 2] and labels [N] of a held-out manifest's rows (face crops written by
     :func:`~..data.synth_writer.write_fakes` from the recipe's faces), each row's unit and each unit's source group."""
-    by_stem = {Path(face.crop).stem: face for face in faces}
     rows = read_manifest(manifest)
     logits, labels = score_rows(detector, rows, batch_size=batch_size)
-    keys: list[UnitKey] = []
-    groups: dict[UnitKey, str] = {}
-    for row, label in zip(rows, labels):
-        face = by_stem.get(crop_stem(row.path))
-        if face is None:
-            raise ValueError(f"{row.path} of {manifest} is not one of the recipe's faces")
-        keys.append((face.file, face.person, bool(label)))
-        groups[keys[-1]] = face.group
+    keys, groups = unit_keys([row.path for row in rows], labels, faces, source=str(manifest))
     return logits, labels, keys, groups
 
 
