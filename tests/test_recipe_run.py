@@ -20,7 +20,7 @@ from deepfake_attention.recipe.model_card import MODEL_VERSION, model_card
 from deepfake_attention.recipe.run import _faces, run
 from deepfake_attention.recipe.units import score_units, unit_rows, unit_threshold
 
-from .conftest import make_checkpoint
+from .conftest import load_bench, make_checkpoint
 
 TINY = [
     "model.trunk=none", "model.imagenet_weights=none", "model.fetch_imagenet='none'", "model.feature_dim=16", "data.size=32",
@@ -106,6 +106,20 @@ def test_recipe_calibrates_given_weights_with_flip_averaging_without_training(tm
     card = model_card(tmp_path / "flip")
     assert "trained nothing" in card and summary["weights_from"]["sha256"][:8] in card and "horizontal mirror" in card
     assert "each crop scored once" in card and f"on {summary['calibration']['samples']} crops" in card
+    # bench/compare_models.py on this run's units: the figures are the recipe's, and a model against itself differs by nothing
+    compare = load_bench("compare_models")
+    out = tmp_path / "compare.json"
+    sys_argv = ["compare_models.py", "--prepared", str(tmp_path / "flip" / "data"), "--model", summary["model_dir"], "--base", trained["model_dir"],
+                "--bootstrap", "50", "--out", str(out)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", sys_argv)
+        assert compare.main() == 0
+        figures = json.loads(out.read_text())
+        assert figures["reports"]["candidate"]["test_sbi"] == summary["units"]["model"]["test_sbi"]
+        assert figures["reports"]["base"]["test_other"] == summary["units"]["previous"]["test_other"]
+        patch.setattr("sys.argv", [*sys_argv[:6], summary["model_dir"], *sys_argv[7:]])  # --base: the candidate itself
+        assert compare.main() == 0
+        assert all(d == [0.0, 0.0, 0.0] for name in ("test_sbi", "test_other") for d in json.loads(out.read_text())["differences"][name].values())
     with pytest.raises(ValueError, match="untrained checkpoint"):
         run(shared, tmp_path / "bad", landmarks=False, overrides=TINY, previous=None, robustness=False,
             weights=make_checkpoint(tmp_path / "untrained", trained=False, detector="haar"))

