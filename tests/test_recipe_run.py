@@ -53,10 +53,11 @@ def test_recipe_runs_in_slices_end_to_end_and_writes_its_card(tmp_path: Path) ->
     shared = tmp_path / "shared"
     _corpus(shared / "real-faces")
     previous = make_checkpoint(tmp_path / "previous", detector="haar", size=32)
-    paused = run(shared, tmp_path / "run", landmarks=False, overrides=[*TINY, "run.stop_at_step=2"], previous=previous, robustness=False)
+    averaged = [*TINY, "optim.ema_decay=0.9"]  # and the weights' moving average, resumed with them
+    paused = run(shared, tmp_path / "run", landmarks=False, overrides=[*averaged, "run.stop_at_step=2"], previous=previous, robustness=False)
     assert paused["paused"] and paused["steps"] == 2 and "units" not in paused  # a slice: neither calibrated nor evaluated
     assert not (tmp_path / "run" / "eval-test_sbi").exists()
-    summary = run(shared, tmp_path / "run", landmarks=False, overrides=TINY, previous=previous, robustness=False, resume=True)
+    summary = run(shared, tmp_path / "run", landmarks=False, overrides=averaged, previous=previous, robustness=False, resume=True)
     assert summary["resumed"] and "paused" not in summary
     prepared = summary["prepared"]
     assert prepared["split_seed"] == 20261201 and set(prepared["split"]) == set(SPLITS)
@@ -86,6 +87,7 @@ def test_recipe_runs_in_slices_end_to_end_and_writes_its_card(tmp_path: Path) ->
     assert f"seed {prepared['split_seed']}" in card and "| overall |" in card and "previous" in card
     assert card.startswith(f"# deepfake-attention default model ({MODEL_VERSION})") and "the face crop itself (no trunk)" in card
     assert f"Affine scaling on the {fit['samples']} units of the calibration people" in card
+    assert "moving average of the trained ones (decay 0.9 per step, about the last 10 steps)" in card
 
 
 @pytest.mark.slow
@@ -105,7 +107,7 @@ def test_recipe_calibrates_given_weights_with_flip_averaging_without_training(tm
     assert config.threshold == pytest.approx(summary["unit_threshold"])
     card = model_card(tmp_path / "flip")
     assert "trained nothing" in card and summary["weights_from"]["sha256"][:8] in card and "horizontal mirror" in card
-    assert "each crop scored once" in card and f"on {summary['calibration']['samples']} crops" in card
+    assert "each crop scored once" in card and f"on {summary['calibration']['samples']} crops" in card and "moving average" not in card
     # bench/compare_models.py on this run's units: the figures are the recipe's, and a model against itself differs by nothing
     compare = load_bench("compare_models")
     out = tmp_path / "compare.json"

@@ -107,6 +107,14 @@ def _run_words(summary: dict[str, Any]) -> str:
             f"{' (resumed after an interruption: the times are those of the resumed part)' if summary.get('resumed') else ''}.")
 
 
+def _average_words(decay: float | None) -> str:
+    """The card's clause on the moving average of the weights (``optim.ema_decay``), empty when off."""
+    if decay is None:
+        return ""
+    return (f" The weights validated, kept and shipped are a moving average of the trained ones (decay {decay} per step,"
+            f" about the last {1 / (1 - decay):.0f} steps).")
+
+
 def _calibration_words(calibration: dict[str, Any]) -> list[str]:
     """What was fitted, on what: a temperature on crops (v4.1 and before), or temperature and offset on units."""
     bound = " (at a bound)" if calibration["at_bound"] else ""
@@ -165,7 +173,8 @@ def model_card(run_dir: Path) -> str:
         "`make default-model` (= `python -m deepfake_attention.recipe --data ../shared/data --out runs/default-model --install`),",
         "config `src/deepfake_attention/configs/default_model.toml`: cross-entropy + BCE of the attention gate against the",
         "blend mask on fakes, AdamW with warm-up and cosine decay; the weights with the best validation "
-        f"{'AUC' if cfg['run'].get('select_on') == 'val_auc' else 'loss'} on the calibration people are kept, and the run stops early when it stalls.",
+        f"{'AUC' if cfg['run'].get('select_on') == 'val_auc' else 'loss'} on the calibration people are kept, and the run stops early when it stalls."
+        + _average_words(cfg["optim"].get("ema_decay")),
         _run_words(summary),
         "",
         "## Calibration (calibration people)",
