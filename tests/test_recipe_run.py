@@ -108,6 +108,14 @@ def test_recipe_calibrates_given_weights_with_flip_averaging_without_training(tm
     card = model_card(tmp_path / "flip")
     assert "trained nothing" in card and summary["weights_from"]["sha256"][:8] in card and "horizontal mirror" in card
     assert "each crop scored once" in card and f"on {summary['calibration']['samples']} crops" in card and "moving average" not in card
+    # a fine-tune of the trained weights: the summary and the card name the weights it started from
+    tuned = run(shared, tmp_path / "tuned", landmarks=False, overrides=[*TINY, f"model.init_from='{trained['model_dir']}'"], previous=None,
+                robustness=False, flip_average=False)
+    start = read_config(trained["model_dir"])
+    start_sha = start.weights_sha256
+    assert tuned["init_from"] == {"path": trained["model_dir"], "sha256": start_sha, "step": start.info["step"]} and start.info["step"] in (2, 3)
+    assert f"fine-tuning the weights sha256 `{start_sha[:8]}...`" in model_card(tmp_path / "tuned")
+    assert "init_from" not in trained and "fine-tuning" not in model_card(tmp_path / "trained")
     # bench/compare_models.py on this run's units: the figures are the recipe's, and a model against itself differs by nothing
     compare = load_bench("compare_models")
     out = tmp_path / "compare.json"

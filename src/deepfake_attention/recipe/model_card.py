@@ -102,7 +102,9 @@ def _run_words(summary: dict[str, Any]) -> str:
                 f" kept at step {reused['step']}; its steps and training time are in the card those weights shipped with), in {summary['minutes']['total']:.0f} min on 2 CPU cores"
                 " (`python -m deepfake_attention.recipe --weights DIR`, DIR holding those weights)"
                 + ("; the calibration below shifts one bias of the classifier, hence the new weights' sha256." if summary["calibration"].get("offset") else "."))
-    return (f"This run: {summary['steps']} steps{' (stopped early)' if summary.get('stopped_early') else ''}, "
+    start = summary.get("init_from")
+    tuned = f" fine-tuning the weights sha256 `{start['sha256'][:8]}...` (`model.init_from`; their own card gives how they were trained)" if start else ""
+    return (f"This run: {summary['steps']} steps{tuned}{' (stopped early)' if summary.get('stopped_early') else ''}, "
             f"{summary['minutes']['train']:.0f} min of training and {summary['minutes']['total']:.0f} min in all on 2 CPU cores"
             f"{' (resumed after an interruption: the times are those of the resumed part)' if summary.get('resumed') else ''}.")
 

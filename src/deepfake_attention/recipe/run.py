@@ -165,6 +165,9 @@ def run(data_root: Path, out: Path, *, landmarks: bool = True, overrides: list[s
                        landmarks=landmarks, limit=limit)
     paths = prepared["paths"]
     after_prepare = time.perf_counter()
+    if weights is None and base.model.init_from:  # read now: the folder may be the shipped model, which --install replaces
+        start = read_config(base.model.init_from)
+        facts["init_from"] = {"path": base.model.init_from, "sha256": start.weights_sha256, "step": start.info.get("step")}
     if weights is None:
         cfg = load_config(config_path, [
             f"run.out={json.dumps(str(out / 'train'))}",
