@@ -5,7 +5,7 @@ Two groups of arms (``--arms variants``, the default, or ``--arms recipe``, or a
 * ``variants``: seed vs +channel vs +multi-scale vs both (the seed's "future enhancements").
 * ``recipe``: the default recipe (``seed``; v4 since it took the winning arm of the v3 table) against
   one change each: no real/blend pairing in a batch, files weighted instead of people, no JPEG /
-  down-sampling, no colour / blur / noise jitter, crops turned level on the five landmarks (its own
+  down-sampling, no colour / blur / noise jitter, the affine jitter of the crops (``affine``), crops turned level on the five landmarks (its own
   prepared data), the shallower stride-8 trunk cut, the deeper dilated cut (320 channels, still 14x14), a larger input (288 pixels), and ``v3``: the
   previous recipe (stride 8, JPEG 30-100 on 70% of the images, down-sampling to a quarter on 40%).
 
@@ -67,6 +67,7 @@ RECIPE_ARMS = {
     "file-weights": ["data.weighting='none'"],
     "no-compression": ["synth.jpeg_prob=0.0", "synth.downscale_prob=0.0"],
     "no-jitter": ["data.colour_jitter=false"],
+    "affine": ["data.affine_prob=0.5"],
     "aligned": [],
     "trunk-s8": ["model.trunk='mobilenet_v2_s8'"],
     "trunk-d16": ["model.trunk='mobilenet_v2_d16'"],
@@ -174,6 +175,11 @@ def percentile_ci(stats: list[float]) -> tuple[float, float]:
     return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values.size else (float("nan"), float("nan"))
 
 
+def resample_within_classes(groups: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One stratified bootstrap replicate: each class's indexes drawn with replacement, as many as it has."""
+    return np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in groups])
+
+
 def two_level_ci(runs: list[dict[str, np.ndarray]], column: str, n: int, seed: int) -> dict[str, float]:
     """Mean over seeds of ``column``, and the 95% percentile CI of a bootstrap that resamples the
     seeds and, per replicate, the test faces within each class (the same faces for every seed)."""
@@ -184,7 +190,7 @@ def two_level_ci(runs: list[dict[str, np.ndarray]], column: str, n: int, seed: i
     for b in range(n):
         rng = np.random.default_rng(np.random.SeedSequence([seed, b]))
         picked = rng.integers(0, len(runs), size=len(runs))
-        idx = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in groups])
+        idx = resample_within_classes(groups, rng)
         stats.append(np.mean([metric(column, runs[k], idx) for k in picked]))
     low, high = percentile_ci(stats)
     return {"estimate": estimate, "low": float(low), "high": float(high), "per_seed": [metric(column, r, everyone) for r in runs]}
@@ -202,7 +208,7 @@ def paired_difference(runs: list[dict[str, np.ndarray]], base: list[dict[str, np
     stats = []
     for b in range(n):
         rng = np.random.default_rng(np.random.SeedSequence([seed, b]))
-        idx = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in groups])
+        idx = resample_within_classes(groups, rng)
         ours, theirs = rng.integers(0, len(runs), size=len(runs)), rng.integers(0, len(base), size=len(base))
         stats.append(np.mean([metric(column, runs[k], idx) for k in ours]) - np.mean([metric(column, base[k], idx) for k in theirs]))
     low, high = percentile_ci(stats)

@@ -25,7 +25,7 @@ from deepfake_attention.recipe.faces import FaceInfo
 from deepfake_attention.recipe.run import read_prepared
 from deepfake_attention.recipe.units import score_units, unit_report
 
-from unit_calibration import balanced_ece, paired_difference
+from unit_calibration import balanced_ece, score_difference
 
 SETS = ("test_sbi", "test_other")
 
@@ -67,7 +67,7 @@ def main() -> int:
         y_base, base = scores["base", name]
         if not np.array_equal(y, y_base):
             raise ValueError(f"{name}: the two models were scored on different units")
-        differences[name] = {label: paired_difference(score, y, ours, base, args.bootstrap, seed=0)
+        differences[name] = {label: score_difference(score, y, ours, base, args.bootstrap, seed=0)
                              for label, score in (("auc", auc_roc), ("ece_balanced", balanced_ece))}
         cells = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in differences[name].values()]
         print(f"| {name} | {cells[0]} | {cells[1]} |")

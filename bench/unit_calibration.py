@@ -33,7 +33,7 @@ from deepfake_attention.recipe.faces import FaceInfo
 from deepfake_attention.recipe.run import TARGET_FPR, read_prepared
 from deepfake_attention.recipe.units import average_units, unit_rows, unit_threshold
 
-from ablation import percentile_ci
+from ablation import percentile_ci, resample_within_classes
 
 Scores = Callable[[np.ndarray], np.ndarray]
 """Row logits [N, 2] -> calibrated P(fake) [N]."""
@@ -63,14 +63,14 @@ def nll(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
 
 
-def paired_difference(score: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, ours: np.ndarray, base: np.ndarray, n: int,
-                      seed: int) -> tuple[float, float, float]:
+def score_difference(score: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, ours: np.ndarray, base: np.ndarray, n: int,
+                     seed: int) -> tuple[float, float, float]:
     """``score(y, p)`` of ``ours`` minus that of ``base`` on the same units, with its paired bootstrap 95% CI."""
     classes = [np.flatnonzero(y == c) for c in (0, 1)]
     stats = []
     for b in range(n):
         rng = np.random.default_rng(np.random.SeedSequence([seed, b]))
-        idx = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in classes])
+        idx = resample_within_classes(classes, rng)
         stats.append(score(y[idx], ours[idx]) - score(y[idx], base[idx]))
     low, high = percentile_ci(stats)
     return score(y, ours) - score(y, base), low, high
@@ -107,7 +107,7 @@ def main() -> int:
             continue
         for name in ("test_sbi", "test_other"):
             y, p = probs[fit_name, name]
-            cells = [paired_difference(score, y, p, probs[base, name][1], args.bootstrap, seed=0) for score in (balanced_ece, nll)]
+            cells = [score_difference(score, y, p, probs[base, name][1], args.bootstrap, seed=0) for score in (balanced_ece, nll)]
             print(f"| {fit_name} | {name} | " + " | ".join(f"{e:+.3f} [{lo:+.3f}, {hi:+.3f}]" for e, lo, hi in cells) + " |")
     return 0
 

@@ -1,6 +1,8 @@
 """Training augmentations beyond the flip: whole-image photometric changes and degradations
 applied to reals and fakes alike, so that a face's overall colour, brightness, contrast, blur or
-grain is never evidence (a blend is a *local* inconsistency). Each is a :data:`~.datasets.Transform`: all randomness from ``rng``."""
+grain is never evidence (a blend is a *local* inconsistency), and a small random affine jitter of
+the crop, so that no training face is ever seen pixel for pixel the same way twice. Each is a
+:data:`~.datasets.Transform`: all randomness from ``rng``."""
 
 from __future__ import annotations
 
@@ -73,6 +75,54 @@ class Degrade:
         if rng.random() < self.p:
             noisy = image.astype(np.float32) + rng.normal(0.0, float(rng.uniform(*self.noise)), size=image.shape).astype(np.float32)
             image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+        return image, mask
+
+
+#: cv2 border mode of :class:`RandomAffine` per ``crop_border`` (``crops.CROP_BORDERS``): the jitter fills what
+#: it uncovers as the crops themselves were padded (``shift`` crops were never padded: mirror the edge).
+AFFINE_BORDERS = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101,
+                  "shift": cv2.BORDER_REFLECT_101}
+
+
+@dataclass(frozen=True)
+class RandomAffine:
+    """With probability ``p``: scale the crop by a factor in ``scale``, rotate it by up to
+    ``rotate`` degrees and shift it by up to ``shift`` of its side in x and y, about its centre,
+    image and mask together (bilinear; what comes into view is filled as ``border`` says, the mask
+    with 0). Face crops are cut from detector boxes that wander by a few pixels anyway; the jitter
+    keeps the model from learning any one crop of a training face by heart."""
+
+    p: float = 0.5
+    scale: tuple[float, float] = (0.9, 1.1)
+    rotate: float = 10.0
+    shift: float = 0.05
+    border: str = "constant"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"RandomAffine.p must be in [0, 1], got {self.p}")
+        if not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"RandomAffine.scale must be (low, high) with 0 < low <= high, got {self.scale}")
+        if not (0 <= self.rotate <= 180 and 0 <= self.shift < 0.5):
+            raise ValueError(f"RandomAffine needs 0 <= rotate <= 180 and 0 <= shift < 0.5, got {self.rotate}, {self.shift}")
+        if self.border not in AFFINE_BORDERS:
+            raise ValueError(f"RandomAffine.border must be one of {sorted(AFFINE_BORDERS)}, got {self.border!r}")
+
+    def matrix(self, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+        """The 2x3 map of one draw (source to output pixels)."""
+        angle, factor = rng.uniform(-self.rotate, self.rotate), rng.uniform(*self.scale)
+        matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, factor)
+        matrix[:, 2] += rng.uniform(-self.shift, self.shift, size=2) * (width, height)
+        return matrix
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        if rng.random() >= self.p:
+            return image, mask
+        height, width = image.shape[:2]
+        matrix = self.matrix(height, width, rng)
+        image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=AFFINE_BORDERS[self.border], borderValue=0)
+        if mask is not None:
+            mask = cv2.warpAffine(mask, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return image, mask
 
 

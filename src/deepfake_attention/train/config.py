@@ -7,9 +7,12 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..device import AMP_MODES
+
+if TYPE_CHECKING:
+    from ..data.augment import RandomAffine
 
 MASK_TARGETS = ("mask", "boundary")
 FETCH_MODES = ("none", "wheel", "hub")
@@ -62,6 +65,13 @@ class DataSection:
     hflip: bool = True
     colour_jitter: bool = True
     """Whole-image colour jitter, blur and noise on reals and fakes alike (data/augment.py)."""
+    affine_prob: float = 0.0
+    """Share of the training crops, reals and fakes alike, given a random affine jitter (``data.augment.RandomAffine``;
+    0: none, the first wave's augmentations exactly), with ``affine_scale``, ``affine_rotate`` (degrees) and
+    ``affine_shift`` (of the side); what comes into view is filled as ``crop_border`` pads."""
+    affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    affine_rotate: float = 10.0
+    affine_shift: float = 0.05
     detector: str = "haar"
     """Face detector that made the training crops; recorded in the checkpoint for ``analyze``."""
     crop_scale: float = 1.3
@@ -72,6 +82,13 @@ class DataSection:
     """Draw each face's real and its own blend into the same batch (face folders; batch size even)."""
     weighting: str = "none"
     """``"person"``: draw faces in proportion to 1 / (faces of that person), so people count, not files or frames."""
+
+    def affine_jitter(self) -> RandomAffine:
+        """The :class:`~..data.augment.RandomAffine` of ``affine_*``, filling as ``crop_border`` pads (raises on bad ranges)."""
+        from ..data.augment import RandomAffine
+
+        return RandomAffine(p=self.affine_prob, scale=(self.affine_scale[0], self.affine_scale[1]), rotate=self.affine_rotate,
+                            shift=self.affine_shift, border=self.crop_border)
 
 
 @dataclass
@@ -200,6 +217,9 @@ class TrainConfig:
             raise ValueError(f"run.select_on must be one of {SELECTIONS}, got {self.run.select_on!r}")
         if self.data.weighting not in WEIGHTINGS:
             raise ValueError(f"data.weighting must be one of {WEIGHTINGS}, got {self.data.weighting!r}")
+        if len(self.data.affine_scale) != 2:
+            raise ValueError(f"data.affine_scale must be [low, high], got {self.data.affine_scale}")
+        self.data.affine_jitter()  # validates the ranges
         if self.data.paired and self.data.batch_size % 2:
             raise ValueError(f"data.paired needs an even data.batch_size, got {self.data.batch_size}")
         family_config("sbi", **self.synth.overrides())  # validates the ranges

@@ -28,8 +28,9 @@ class EpochConcat(ConcatDataset):
 
 
 def training_transform(cfg: TrainConfig) -> Compose | None:
-    """The augmentations ``cfg.data`` asks for (flip; colour jitter with blur and noise), or None."""
-    steps = ([HorizontalFlip()] if cfg.data.hflip else []) + ([ColourJitter(), Degrade()] if cfg.data.colour_jitter else [])
+    """The augmentations ``cfg.data`` asks for (flip; affine jitter; colour jitter with blur and noise), or None."""
+    steps = ([HorizontalFlip()] if cfg.data.hflip else []) + ([cfg.data.affine_jitter()] if cfg.data.affine_prob > 0 else [])
+    steps += [ColourJitter(), Degrade()] if cfg.data.colour_jitter else []
     return Compose(steps) if steps else None
 
 
